@@ -1,0 +1,195 @@
+"""Per-frame verdicts → labels and segments (CONTRACT §4 filter, §5 segments, §6 early termination).
+
+Pure logic, no IO: the coordinator feeds cuts one by one in sampling order through :class:`OpAggregator`
+(so it can stream segment events and stop decoding early); :func:`aggregate` is the same thing in one call,
+public for users who run their own inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import msgspec
+
+from .request import LabelSelect, OpParams, SegmentParams
+from .result import Cut, CutIn, Label, OpResult, Segment
+
+SELECT_IGNORE = 1
+SELECT_ONLY = 2
+
+
+def filter_labels(labels: list[Label], entries: list[LabelSelect]) -> list[Label]:
+    """CONTRACT §4: the labels of one cut that survive the op's ``params.labels`` entries."""
+    only = [e for e in entries if e.select == SELECT_ONLY]
+    if only:
+        return [
+            lab
+            for lab in labels
+            if any(e.label == lab.label and lab.score >= (e.score or 0.0) for e in only)
+        ]
+    ignore = [e for e in entries if e.select == SELECT_IGNORE]
+    if not ignore:
+        return list(labels)
+    kept = []
+    for lab in labels:
+        dropped = False
+        for e in ignore:
+            if e.label != lab.label:
+                continue
+            # No score (or 0) means "always ignore this label".
+            if not e.score or lab.score < e.score:
+                dropped = True
+                break
+        if not dropped:
+            kept.append(lab)
+    return kept
+
+
+def select_cut(cut: CutIn, params: OpParams) -> list[Label] | None:
+    """The surviving labels of a kept cut, or None when the cut is dropped (§4)."""
+    if not cut.labels:
+        return None if params.ignore_empty_labels else []
+    kept = filter_labels(cut.labels, params.labels)
+    return kept or None
+
+
+def merge_labels(into: list[Label], more: Iterable[Label]) -> None:
+    """Union by name with max score, keeping the order of first appearance."""
+    index = {lab.label: i for i, lab in enumerate(into)}
+    for lab in more:
+        i = index.get(lab.label)
+        if i is None:
+            index[lab.label] = len(into)
+            into.append(Label(lab.label, lab.score))
+        elif lab.score > into[i].score:
+            into[i] = Label(lab.label, lab.score)
+
+
+class _Open:
+    __slots__ = ("begin", "end", "names", "labels", "cuts")
+
+    def __init__(self, offset: int, names: frozenset[str]) -> None:
+        self.begin = offset
+        self.end = offset
+        self.names = names
+        self.labels: list[Label] = []
+        self.cuts: list[Cut] = []
+
+    def add(self, offset: int, labels: list[Label], cut: Cut) -> None:
+        self.end = offset
+        merge_labels(self.labels, labels)
+        self.cuts.append(cut)
+
+    def close(self) -> Segment:
+        return Segment(offset_begin=self.begin, offset_end=self.end, labels=self.labels, cuts=self.cuts)
+
+
+class OpAggregator:
+    """Streams one op's cuts into segments, with early termination.
+
+    ``add`` returns the segments that the cut closed; after it, ``stopped`` says whether the op reached a
+    ``terminate`` threshold (its open segment is then already flushed). ``finish`` flushes at end of video.
+    """
+
+    def __init__(self, params: OpParams | None = None, segment: SegmentParams | None = None) -> None:
+        self.params = params or OpParams()
+        self.segment = segment or SegmentParams()
+        self.window_ms = int(round(self.segment.interval * 1000)) if self.segment.mode == 1 else 0
+        self.counts: dict[str, int] = {}
+        self.stopped = False
+        self._open: _Open | None = None
+        self._segments: list[Segment] = []
+
+    # -- streaming -------------------------------------------------------------------------------
+    def add(self, cut: CutIn) -> list[Segment]:
+        if self.stopped:
+            return []
+        closed: list[Segment] = []
+        labels = select_cut(cut, self.params)
+        if labels is None:
+            if self.segment.mode == 0:
+                self._close(closed)
+        else:
+            out = Cut(offset=cut.offset, result=cut.result, uri=cut.uri)
+            names = frozenset(lab.label for lab in labels)
+            if self._open is not None and not self._joins(cut.offset, names):
+                self._close(closed)
+            if self._open is None:
+                self._open = _Open(cut.offset, names)
+            self._open.add(cut.offset, labels, out)
+            if self._terminate_mode == 1:
+                for name in names:
+                    self.counts[name] = self.counts.get(name, 0) + 1
+        if self._reached():
+            self.stopped = True
+            self._close(closed, count=False)
+        return closed
+
+    def finish(self) -> list[Segment]:
+        closed: list[Segment] = []
+        self._close(closed, count=False)
+        self.stopped = True
+        return closed
+
+    def result(self) -> OpResult:
+        labels: list[Label] = []
+        for seg in self._segments:
+            merge_labels(labels, seg.labels)
+        return OpResult(labels=labels, segments=list(self._segments))
+
+    # -- internals -------------------------------------------------------------------------------
+    @property
+    def _terminate_mode(self) -> int:
+        t = self.params.terminate
+        return t.mode if t is not None and t.labels else 0
+
+    def _joins(self, offset: int, names: frozenset[str]) -> bool:
+        assert self._open is not None
+        if self.segment.mode == 1:
+            return offset - self.window_ms < self._open.begin
+        return names == self._open.names
+
+    def _close(self, closed: list[Segment], count: bool = True) -> None:
+        if self._open is None:
+            return
+        seg = self._open.close()
+        self._open = None
+        self._segments.append(seg)
+        closed.append(seg)
+        if count and self._terminate_mode == 2:
+            for lab in seg.labels:
+                self.counts[lab.label] = self.counts.get(lab.label, 0) + 1
+
+    def _reached(self) -> bool:
+        mode = self._terminate_mode
+        if mode not in (1, 2):
+            return False
+        assert self.params.terminate is not None
+        return any(
+            name in self.counts and self.counts[name] >= limit
+            for name, limit in self.params.terminate.labels.items()
+        )
+
+
+def aggregate(
+    cuts: Iterable[CutIn | Mapping[str, Any]],
+    op_params: OpParams | Mapping[str, Any] | None = None,
+    segment: SegmentParams | Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Per-frame results → ``{labels, segments}`` by CONTRACT §4–§6.
+
+    ``cuts`` are ``{offset, labels: [{label, score}], result}`` in sampling order; ``op_params`` is an op's
+    ``params`` object (``labels``, ``terminate``, ``ignore_empty_labels``); ``segment`` is the request's
+    ``params.segment``. Cuts after the op's ``terminate`` threshold are ignored, as the engine would have
+    stopped there.
+    """
+    params = op_params if isinstance(op_params, OpParams) else msgspec.convert(op_params or {}, OpParams)
+    seg = segment if isinstance(segment, SegmentParams) else msgspec.convert(segment or {}, SegmentParams)
+    agg = OpAggregator(params, seg)
+    for raw in cuts:
+        cut = raw if isinstance(raw, CutIn) else msgspec.convert(raw, CutIn)
+        agg.add(cut)
+        if agg.stopped:
+            break
+    agg.finish()
+    return msgspec.to_builtins(agg.result())

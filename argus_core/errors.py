@@ -1,0 +1,102 @@
+"""Typed errors. Each carries the HTTP status and the exact message of CONTRACT §1/§2/§7.
+
+The HTTP adapter maps :class:`ArgusError` to ``status`` + ``{"error": message}`` in one place; the CLI prints
+``message`` and exits non-zero. Nothing else in the engine knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class ArgusError(Exception):
+    """Base of every error a client may see. ``status`` is the documented HTTP status."""
+
+    status: int = 500
+    message: str = "internal error"
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        if message is not None:
+            self.message = message
+        #: extra context for logs only; never shown to clients.
+        self.detail = detail
+        super().__init__(self.message)
+
+    def __reduce__(self):  # keep message/detail across process boundaries (pickling)
+        return (_rebuild, (type(self), self.message, self.detail))
+
+
+def _rebuild(cls: type[ArgusError], message: str, detail: str) -> ArgusError:
+    return cls(message, detail=detail)
+
+
+class InvalidRequest(ArgusError):
+    """400 with one of the documented messages (``invalid parameters`` by default)."""
+
+    status = 400
+    message = "invalid parameters"
+
+
+class EmptyOp(InvalidRequest):
+    message = "empty op"
+
+
+class BadOp(InvalidRequest):
+    message = "bad op"
+
+
+class InvalidMode(InvalidRequest):
+    message = "invalid mode, allow mode is [0, 1]"
+
+
+class InvalidInterval(InvalidRequest):
+    def __init__(self, max_interval: float = 10, *, detail: str = "") -> None:
+        bound = int(max_interval) if float(max_interval).is_integer() else max_interval
+        super().__init__(f"invalid interval, allow interval is [0, {bound}]", detail=detail)
+
+    def __reduce__(self):
+        return (_rebuild, (InvalidRequest, self.message, self.detail))
+
+
+class InvalidStartTime(InvalidRequest):
+    message = "invalid starttime"
+
+
+class InvalidDuration(InvalidRequest):
+    message = "invalid duration"
+
+
+class VideoNotFound(ArgusError):
+    """The source is unreachable or does not exist (CONTRACT §2)."""
+
+    status = 424
+    message = "cannot find the video"
+
+
+class CannotOpen(ArgusError):
+    """The source exists but is not a decodable video (CONTRACT §2)."""
+
+    status = 400
+    message = "cannot open the file"
+
+
+class OutOfMemory(ArgusError):
+    status = 500
+    message = "cannot allow memory"
+
+
+class Cancelled(ArgusError):
+    status = 499
+    message = "context canceled"
+
+
+class EngineError(ArgusError):
+    """An internal failure (a crashed process, a broken model); the message is safe to show."""
+
+    status = 500
+    message = "internal error"
+
+
+class Saturated(ArgusError):
+    """Too many concurrent analyses; the client should retry later."""
+
+    status = 503
+    message = "server busy, retry later"

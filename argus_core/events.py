@@ -1,0 +1,56 @@
+"""Events a running job emits to its embedder (``Job.events()``), in order.
+
+``SegmentClosed`` for every segment as it closes, ``OpFinished`` once per op (terminated early or at the
+end), ``Progress`` now and then, and exactly one ``JobFinished`` last.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+from .result import OpResult, Segment
+
+
+class Progress(msgspec.Struct, tag=True):
+    job_id: str
+    frames: int
+    position_ms: int
+    duration_ms: int | None
+    percent: float | None
+
+
+class SegmentClosed(msgspec.Struct, tag=True):
+    job_id: str
+    op: str
+    segment: Segment
+
+
+class OpFinished(msgspec.Struct, tag=True):
+    job_id: str
+    op: str
+    result: OpResult
+    terminated: bool = False
+
+
+class ErrorInfo(msgspec.Struct):
+    status: int
+    message: str
+
+
+class JobFinished(msgspec.Struct, tag=True):
+    """``result`` maps op → {labels, segments} (the sync response); ``error`` is set on failure."""
+
+    job_id: str
+    result: dict[str, OpResult] | None
+    error: ErrorInfo | None = None
+    cancelled: bool = False
+    frames: int = 0
+
+
+Event = Union[Progress, SegmentClosed, OpFinished, JobFinished]
+
+
+def result_dict(result: dict[str, OpResult] | None) -> dict[str, Any]:
+    return msgspec.to_builtins(result or {})

@@ -1,0 +1,100 @@
+"""The op interface: what an inference worker needs from an op, and the model wrapper ops share."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import msgspec
+import numpy as np
+
+from ..frames import Frame, FrameSpec
+from ..models import MODELS_DIR, Manifest, ModelError, load_manifest, open_session, to_tensor, verify
+from ..request import OpParams
+from ..result import Label
+
+log = logging.getLogger("argus.ops")
+
+
+class CutOutput(msgspec.Struct):
+    """One op's verdict on one frame: labels (before the §4 filter) and the per-cut ``result`` (§3)."""
+
+    labels: list[Label]
+    result: Any
+
+
+class Model:
+    """An ONNX model described by a manifest; verified against its recorded outputs when loaded."""
+
+    def __init__(self, folder: Path, *, providers: list[str] | None = None, threads: int = 1) -> None:
+        self.folder = Path(folder)
+        self.manifest: Manifest = load_manifest(self.folder)
+        self.session = open_session(self.folder / self.manifest.file, providers, threads)
+        verify(self.folder, self.manifest, self.session)
+        self.input_name = self.manifest.input.name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: tensor})
+
+    def run_images(self, images: np.ndarray) -> list[np.ndarray]:
+        """Run on RGB uint8 images ``[N,H,W,3]`` at the input size, with the manifest's normalisation."""
+        return self.run(to_tensor(images, self.manifest.input))
+
+
+class Op:
+    """Base of every op. Subclasses set ``name``/``models`` and implement ``specs`` and ``infer``.
+
+    Instances are created in the parent (cheap: manifests only) to answer ``specs`` and readiness, and
+    ``load``-ed in inference workers, where ``infer`` runs on batches of frames that may come from several
+    jobs (hence one ``OpParams`` per frame).
+    """
+
+    name: ClassVar[str]
+    #: model folder names under the models directory this op needs
+    models: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.models_dir = Path(models_dir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
+        self.manifests = {m: load_manifest(self.models_dir / m) for m in self.models}
+        self.loaded: dict[str, Model] = {}
+
+    def specs(self) -> tuple[FrameSpec, ...]:
+        """Renditions this op reads (by default, each model's input size)."""
+        out = []
+        for m in self.manifests.values():
+            i = m.input
+            out.append(FrameSpec(i.width, i.height, i.resize, i.max_side))
+        return tuple(out)
+
+    def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
+        for m in self.models:
+            if m not in self.loaded:
+                self.loaded[m] = Model(self.models_dir / m, providers=providers, threads=threads)
+
+    def infer(self, frames: Sequence[Frame], params: Sequence[OpParams]) -> list[CutOutput]:
+        raise NotImplementedError
+
+    def model(self, name: str | None = None) -> Model:
+        return self.loaded[name or self.models[0]]
+
+
+def check_ready(op: Op) -> str:
+    """'' when the op's models load and pass their output checks, else the reason (for logs)."""
+    try:
+        op.load()
+    except (ModelError, OSError) as exc:
+        return str(exc)
+    except Exception as exc:  # onnxruntime raises its own types for corrupt files
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        op.loaded.clear()
+    return ""
+
+
+def stack_views(frames: Sequence[Frame], spec: FrameSpec) -> np.ndarray:
+    """One batch array from the frames' views of ``spec`` (the one copy a batch needs)."""
+    return np.stack([f.views[spec] for f in frames])

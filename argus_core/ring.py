@@ -1,0 +1,157 @@
+"""FrameRing: one shared-memory block of fixed-size frame slots with per-slot metadata.
+
+Decoder processes write converted frames straight into a slot and pass only the slot index on; inference
+processes read numpy *views* of the slot (no copy, no pickling of pixels). Memory is bounded by
+``slots × slot_bytes`` whatever the video length.
+
+Ownership: the creating process (the engine's parent) owns the segment and unlinks it on ``close``.
+Attaching processes do not register it with CPython's resource tracker (gh-82300: otherwise the tracker
+may unlink a segment it did not create, or warn about "leaked" ones). The creator stays registered, so if it is
+killed with ``-9`` the resource tracker still unlinks the segment when the last process exits.
+
+Slot accounting (which slot is free, written, being inferred) lives in the parent, which hands slots to
+children point-to-point; see :mod:`argus_core.engine`. That is deliberate: a shared free-queue whose lock
+is held by a child killed with ``-9`` would deadlock every other process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from multiprocessing import resource_tracker, shared_memory
+from typing import Sequence
+
+import numpy as np
+
+#: Prefix of every segment name, so tests and operators can spot leftovers in /dev/shm.
+SHM_PREFIX = "argus-"
+MAX_VIEWS = 8
+
+# Per-slot metadata kept in the segment itself, so any process can interpret a slot from its index.
+HEADER_DTYPE = np.dtype(
+    [
+        ("job", "<i8"),
+        ("seq", "<i8"),
+        ("offset_ms", "<i8"),
+        ("src_w", "<i4"),
+        ("src_h", "<i4"),
+        ("n_views", "<i4"),
+        ("_pad", "<i4"),
+        # (width, height, channels, byte offset inside the slot) per view
+        ("views", "<i8", (MAX_VIEWS, 4)),
+    ]
+)
+
+
+class RingFull(Exception):
+    """The views of one frame do not fit in a slot."""
+
+
+class FrameRing:
+    """Shared-memory slots. Create with ``FrameRing.create``, attach in children with ``FrameRing.attach``."""
+
+    def __init__(self, shm: shared_memory.SharedMemory, slots: int, slot_bytes: int, owner: bool) -> None:
+        self._shm = shm
+        self.name = shm.name
+        self.slots = slots
+        self.slot_bytes = slot_bytes
+        self.owner = owner
+        header_bytes = _round_up(HEADER_DTYPE.itemsize * slots, 4096)
+        self._header = np.ndarray((slots,), dtype=HEADER_DTYPE, buffer=shm.buf, offset=0)
+        self._data = np.ndarray((slots, slot_bytes), dtype=np.uint8, buffer=shm.buf, offset=header_bytes)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, slots: int, slot_bytes: int) -> "FrameRing":
+        if slots < 1 or slot_bytes < 1:
+            raise ValueError("slots and slot_bytes must be positive")
+        slot_bytes = _round_up(slot_bytes, 64)
+        size = _round_up(HEADER_DTYPE.itemsize * slots, 4096) + slots * slot_bytes
+        name = f"{SHM_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+        return cls(shm, slots, slot_bytes, owner=True)
+
+    @classmethod
+    def attach(cls, name: str, slots: int, slot_bytes: int) -> "FrameRing":
+        # Attach without registering: our children share the parent's resource tracker, and a second
+        # registration would make the tracker unlink (or complain about) a segment the parent owns.
+        register = resource_tracker.register
+        resource_tracker.register = lambda *args, **kwargs: None  # type: ignore[assignment]
+        try:
+            shm = shared_memory.SharedMemory(name=name, create=False)
+        finally:
+            resource_tracker.register = register  # type: ignore[assignment]
+        return cls(shm, slots, slot_bytes, owner=False)
+
+    def close(self) -> None:
+        """Detach; the owner also unlinks the segment. Safe to call twice."""
+        if self._shm is None:
+            return
+        # Views into the buffer must be dropped before the mmap can close.
+        self._header = None  # type: ignore[assignment]
+        self._data = None  # type: ignore[assignment]
+        shm, self._shm = self._shm, None  # type: ignore[assignment]
+        try:
+            shm.close()
+        except BufferError:
+            pass  # a caller still holds a view; the mapping goes away with the process
+        if self.owner:
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> "FrameRing":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing (decoder side) --------------------------------------------------------------------
+    def layout(self, shapes: Sequence[tuple[int, int, int]]) -> list[int]:
+        """Byte offsets for views of the given (h, w, c) shapes; raises RingFull when they don't fit."""
+        offsets, pos = [], 0
+        for h, w, c in shapes:
+            offsets.append(pos)
+            pos = _round_up(pos + h * w * c, 64)
+        if pos > self.slot_bytes or len(shapes) > MAX_VIEWS:
+            raise RingFull(f"frame needs {pos} bytes, slot has {self.slot_bytes}")
+        return offsets
+
+    def write_meta(
+        self, slot: int, *, job: int, seq: int, offset_ms: int, src: tuple[int, int],
+        shapes: Sequence[tuple[int, int, int]],
+    ) -> None:
+        offsets = self.layout(shapes)
+        h = self._header[slot]
+        h["job"], h["seq"], h["offset_ms"] = job, seq, offset_ms
+        h["src_w"], h["src_h"], h["n_views"] = src[0], src[1], len(shapes)
+        for i, ((hh, ww, cc), off) in enumerate(zip(shapes, offsets)):
+            h["views"][i] = (ww, hh, cc, off)
+
+    def view(self, slot: int, index: int) -> np.ndarray:
+        """A writable/readable ``(h, w, c)`` uint8 view of one frame rendition in a slot (no copy)."""
+        w, h, c, off = (int(v) for v in self._header[slot]["views"][index])
+        return self._data[slot, off : off + h * w * c].reshape(h, w, c)
+
+    def views(self, slot: int) -> list[np.ndarray]:
+        return [self.view(slot, i) for i in range(int(self._header[slot]["n_views"]))]
+
+    def meta(self, slot: int) -> dict[str, int]:
+        h = self._header[slot]
+        return {
+            "job": int(h["job"]), "seq": int(h["seq"]), "offset_ms": int(h["offset_ms"]),
+            "src_w": int(h["src_w"]), "src_h": int(h["src_h"]), "n_views": int(h["n_views"]),
+        }
+
+
+def _round_up(n: int, k: int) -> int:
+    return (n + k - 1) // k * k
+
+
+def leftover_segments() -> list[str]:
+    """Names of Argus segments in /dev/shm (for tests and operators)."""
+    try:
+        return sorted(n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX))
+    except FileNotFoundError:  # pragma: no cover - non-Linux
+        return []

@@ -1,0 +1,419 @@
+"""Frame sampling (CONTRACT §2) with PyAV: which frames, at which offsets, decoded the cheapest way.
+
+- mode 0: one frame every ``interval`` s on the grid ``k·interval`` (offset exactly ``round(k·interval·1000)``
+  ms, the frame shown at that time), restricted to the ``[ss, ss+t)`` window. Per target the sampler either
+  decodes forward or seeks: it seeks only when a keyframe lies between the current position and the
+  target (known from the container's index, else learned from the keyframes seen), so sparse sampling
+  of short GOPs seeks and dense sampling / long GOPs decode forward with frame threads.
+- mode 1: keyframes only, by feeding only keyframe packets to the decoder (``skip_frame=NONKEY`` as
+  well; VP9 ignores the latter). Offsets come from each frame's pts. When no keyframe comes for
+  ``max_gap`` s, exact frames are taken at that spacing so long GOPs are never unsampled.
+
+The sampler only yields ``(offset_ms, av.VideoFrame)``; conversion into ring slots is
+:class:`Converter`'s job, and the decoder process (:mod:`argus_core.procs`) glues them together.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import math
+import os
+from fractions import Fraction
+from typing import Callable, Iterator, Sequence
+from urllib.parse import unquote, urlsplit
+
+import av
+import av.error
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from .errors import ArgusError, CannotOpen, OutOfMemory, VideoNotFound
+from .frames import FrameSpec
+from .request import Sampling
+
+log = logging.getLogger("argus.sampler")
+
+StopCheck = Callable[[], bool]
+
+# FFmpeg errno values meaning "the source could not be reached" (→ 424).
+_UNREACHABLE = {
+    errno.ENOENT, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
+    errno.ECONNRESET, errno.EACCES, errno.EPERM,
+}
+
+
+# -- opening ----------------------------------------------------------------------------------------
+def local_path(uri: str) -> str | None:
+    """The filesystem path of a local URI (bare path or ``file://``), else None."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file") or len(parts.scheme) == 1:
+        return unquote(parts.path) if parts.scheme == "file" else uri
+    return None
+
+
+def open_video(uri: str, timeout: float = 30.0) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open a source and its first video stream, mapping failures to the documented errors."""
+    path = local_path(uri)
+    if path is not None:
+        if not os.path.exists(path):
+            raise VideoNotFound(detail=f"no such file: {path}")
+        if os.path.isdir(path) or os.path.getsize(path) == 0:
+            raise CannotOpen(detail=f"empty or not a file: {path}")
+    target = path if path is not None else uri
+    options = {} if path is not None else {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6))}
+    try:
+        container = av.open(target, mode="r", timeout=(timeout, timeout), options=options)
+    except ArgusError:
+        raise
+    except Exception as exc:
+        raise map_av_error(exc) from None
+    try:
+        if not container.streams.video:
+            raise CannotOpen(detail="no video stream")
+        stream = container.streams.video[0]
+        if not stream.codec_context or stream.codec_context.width <= 0:
+            raise CannotOpen(detail="video stream has no size")
+    except BaseException:
+        container.close()
+        raise
+    return container, stream
+
+
+def map_av_error(exc: BaseException) -> ArgusError:
+    """FFmpeg/PyAV exception → the contract's error (§2)."""
+    if isinstance(exc, ArgusError):
+        return exc
+    if isinstance(exc, (MemoryError, av.error.MemoryError)):
+        return OutOfMemory(detail=str(exc))
+    if isinstance(exc, (av.error.HTTPError, av.error.HTTPClientError, av.error.FileNotFoundError,
+                        av.error.ExitError)):
+        return VideoNotFound(detail=str(exc))
+    code = getattr(exc, "errno", None)
+    if code in _UNREACHABLE or isinstance(exc, (TimeoutError, ConnectionError)):
+        return VideoNotFound(detail=str(exc))
+    return CannotOpen(detail=f"{type(exc).__name__}: {exc}")
+
+
+# -- timing helpers ---------------------------------------------------------------------------------
+class Clock:
+    """Stream timestamps → seconds from the start of the video."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        self.tb = stream.time_base or Fraction(1, 90000)
+        self.start = stream.start_time if stream.start_time is not None else 0
+        rate = stream.average_rate or stream.guessed_rate or 25
+        self.frame_dur = 1.0 / float(rate) if rate else 0.04
+        self._last = -self.frame_dur
+
+    def seconds(self, frame: av.VideoFrame) -> float:
+        if frame.pts is None:
+            # no timestamp: assume one frame after the previous one
+            self._last += self.frame_dur
+            return self._last
+        t = float((frame.pts - self.start) * self.tb)
+        self._last = t
+        return t
+
+    def ts(self, seconds: float) -> int:
+        """Seconds → a stream timestamp (for seeking)."""
+        return int(self.start + seconds / self.tb)
+
+
+def duration_of(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1e6
+    return None
+
+
+def keyframe_times(stream: av.video.stream.VideoStream, clock: Clock) -> list[float]:
+    """Keyframe times from the container's index (empty when the format keeps none, e.g. MPEG-TS)."""
+    try:
+        entries = stream.index_entries
+        return sorted(float((e.timestamp - clock.start) * clock.tb) for e in entries if e.is_keyframe)
+    except Exception:  # pragma: no cover - formats without an index
+        return []
+
+
+def ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+# -- mode 0 -----------------------------------------------------------------------------------------
+def interval_targets(s: Sampling, duration: float | None, max_frames: int = 0) -> Iterator[tuple[int, float]]:
+    """(offset_ms, seconds) of the grid points ``k·interval`` inside the window and the video.
+
+    With ``max_frames`` and a known duration, a grid that would exceed it is widened so the samples spread
+    evenly over the window (CONTRACT §11)."""
+    step = s.interval
+    end = s.ss + s.t if s.t else math.inf
+    if duration is not None:
+        end = min(end, duration)
+    if max_frames and math.isfinite(end) and (end - s.ss) / step > max_frames:
+        step = math.ceil((end - s.ss) / max_frames * 1000) / 1000
+    k = math.ceil(s.ss / step - 1e-9)
+    while True:
+        t = k * step
+        if t >= end:
+            return
+        yield int(round(k * step * 1000)), t
+        k += 1
+
+
+def iter_interval(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    s: Sampling,
+    stop: StopCheck = lambda: False,
+    max_frames: int = 0,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Mode 0: for each grid target, the frame shown at that time."""
+    clock = Clock(stream)
+    stream.thread_type = "AUTO"
+    duration = duration_of(container, stream)
+    keys = keyframe_times(stream, clock)
+    gop_guess = 0.0  # learned when the container has no index
+    decoder: Iterator[av.VideoFrame] | None = None
+    prev: tuple[float, av.VideoFrame] | None = None  # last frame at or before the current target
+    ahead: tuple[float, av.VideoFrame] | None = None  # first frame after it
+    last_key = -math.inf
+    eof = False
+
+    def start_decoding() -> Iterator[av.VideoFrame]:
+        return container.decode(stream)
+
+    for offset_ms, target in interval_targets(s, duration, max_frames):
+        if stop():
+            return
+        if ahead is not None and ahead[0] <= target:
+            prev, ahead = ahead, None
+        if ahead is None and not eof:
+            position = prev[0] if prev is not None else -math.inf
+            if decoder is None or _worth_seeking(position, target, keys, last_key, gop_guess):
+                landed_before = position
+                try:
+                    container.seek(clock.ts(target), stream=stream, backward=True, any_frame=False)
+                    prev = None
+                except av.error.FFmpegError:
+                    pass  # not seekable: decode forward from where we are
+                decoder = start_decoding()
+                first = True
+            else:
+                first = False
+            while True:
+                try:
+                    frame = next(decoder)
+                except StopIteration:
+                    eof = True
+                    break
+                except av.error.InvalidDataError as exc:  # a damaged packet: skip it
+                    log.warning("skipping undecodable data: %s", exc)
+                    continue
+                t = clock.seconds(frame)
+                if frame.key_frame:
+                    if first and not keys and t <= landed_before:
+                        # the seek went back past where we were: keyframes are sparser than that
+                        gop_guess = max(gop_guess, target - t)
+                    elif not keys and last_key > -math.inf:
+                        gop_guess = max(gop_guess, t - last_key)
+                    last_key = t
+                first = False
+                if t <= target + 1e-6:
+                    prev = (t, frame)
+                else:
+                    ahead = (t, frame)
+                    break
+        chosen = prev or ahead
+        if chosen is None:
+            return  # nothing decodable at or after this point
+        if eof and prev is not None and duration is None and target > prev[0] + 2 * clock.frame_dur:
+            return  # past the last frame of a source of unknown length
+        yield offset_ms, chosen[1]
+
+
+def _worth_seeking(position: float, target: float, keys: Sequence[float], last_key: float,
+                   gop_guess: float) -> bool:
+    """Seek only if a keyframe lies after the current position and at or before the target."""
+    if position == -math.inf:
+        return target > 0
+    if keys:
+        i = bisect.bisect_right(keys, target + 1e-6) - 1
+        return i >= 0 and keys[i] > position + 1e-6
+    # No index: guess from the keyframes seen so far; unknown GOP → try seeking for gaps over 1 s.
+    gop = gop_guess or 1.0
+    return target - position > gop and target - last_key > gop
+
+
+# -- mode 1 -----------------------------------------------------------------------------------------
+def iter_keyframes(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    s: Sampling,
+    stop: StopCheck = lambda: False,
+    reopen: Callable[[], tuple[av.container.InputContainer, av.video.stream.VideoStream]] | None = None,
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Mode 1: keyframes by their pts, plus exact frames every ``max_gap`` s where keyframes are sparser."""
+    clock = Clock(stream)
+    stream.codec_context.skip_frame = "NONKEY"
+    end = s.ss + s.t if s.t else math.inf
+    duration = duration_of(container, stream)
+    if s.ss > 0:
+        try:
+            container.seek(clock.ts(s.ss), stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            pass
+    last_emit = s.ss - 1e-9  # a gap is measured from the window start too
+    emitted_any = False
+
+    def gap_fill(upto: float) -> Iterator[tuple[int, av.VideoFrame]]:
+        nonlocal last_emit
+        if reopen is None or s.max_gap <= 0:
+            return
+        first = last_emit + s.max_gap if emitted_any else s.ss
+        targets = []
+        t = max(first, s.ss)
+        while t < min(upto, end) - 1e-6 and (upto - t) > 1e-3:
+            targets.append(t)
+            t += s.max_gap
+        if not targets:
+            return
+        c2, st2 = reopen()
+        try:
+            for _off, frame in _exact_frames(c2, st2, targets, stop):
+                t2 = Clock(st2).seconds(frame)
+                if t2 <= last_emit + 1e-6 and emitted_any:
+                    continue
+                last_emit = t2
+                yield ms(t2), frame
+        finally:
+            c2.close()
+
+    def emit(frame: av.VideoFrame) -> Iterator[tuple[int, av.VideoFrame]]:
+        nonlocal last_emit, emitted_any
+        t = clock.seconds(frame)
+        if t < s.ss - 1e-6 or t >= end:
+            return
+        if t - (last_emit if emitted_any else s.ss) > s.max_gap + 1e-6:
+            yield from gap_fill(t)
+        last_emit = t
+        emitted_any = True
+        yield ms(t), frame
+
+    for packet in container.demux(stream):
+        if stop():
+            return
+        if packet.pts is not None and float((packet.pts - clock.start) * clock.tb) >= end + 1:
+            break
+        if not packet.is_keyframe and packet.size:
+            continue
+        try:
+            frames = stream.decode(packet)
+        except av.error.InvalidDataError as exc:
+            log.warning("skipping undecodable keyframe: %s", exc)
+            continue
+        for frame in frames:
+            yield from emit(frame)
+        if emitted_any and last_emit >= end:
+            return
+    try:
+        for frame in stream.decode(None):
+            yield from emit(frame)
+    except av.error.FFmpegError:
+        pass
+    tail_end = min(end, duration) if duration is not None else None
+    if tail_end is not None and tail_end - (last_emit if emitted_any else s.ss) > s.max_gap:
+        yield from gap_fill(tail_end)
+
+
+def _exact_frames(container, stream, targets: list[float], stop: StopCheck):
+    """Frames shown at the given times (seek + decode forward), for the keyframe-gap fallback."""
+    plan = Sampling(mode=0, interval=1.0, ss=0.0, t=None)
+    clock = Clock(stream)
+    stream.thread_type = "AUTO"
+    for target in targets:
+        if stop():
+            return
+        container.seek(clock.ts(target), stream=stream, backward=True, any_frame=False)
+        best = None
+        for frame in container.decode(stream):
+            t = clock.seconds(frame)
+            if t <= target + 1e-6 or best is None:
+                best = frame
+            if t > target:
+                break
+        if best is not None:
+            yield ms(target), best
+    del plan
+
+
+# -- conversion -------------------------------------------------------------------------------------
+class Converter:
+    """Turns a decoded frame into RGB renditions written straight into destination arrays.
+
+    One swscale context per rendition size is reused (PyAV's VideoReformatter caches it), which is what
+    makes converting straight to the model size cheap."""
+
+    def __init__(self, specs: Sequence[FrameSpec], src_w: int, src_h: int) -> None:
+        self.specs = tuple(specs)
+        self.sizes = [spec.size_for(src_w, src_h) for spec in self.specs]
+        self._reformatters = [VideoReformatter() for _ in self.specs]
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        return [(h, w, 3) for (w, h) in self.sizes]
+
+    def convert_into(self, frame: av.VideoFrame, outs: Sequence[np.ndarray]) -> None:
+        for ref, (w, h), out in zip(self._reformatters, self.sizes, outs):
+            rgb = ref.reformat(frame, width=w, height=h, format="rgb24", interpolation=Interpolation.BILINEAR)
+            np.copyto(out, rgb.to_ndarray())
+
+    def convert(self, frame: av.VideoFrame) -> list[np.ndarray]:
+        outs = [np.empty(shape, np.uint8) for shape in self.shapes()]
+        self.convert_into(frame, outs)
+        return outs
+
+
+def sample(
+    uri: str, s: Sampling, stop: StopCheck = lambda: False, *, timeout: float = 30.0, max_frames: int = 0
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Open ``uri`` and yield ``(offset_ms, frame)`` per CONTRACT §2 (for embedders and tests).
+
+    Raises the documented :class:`~argus_core.errors.ArgusError` for unreachable or undecodable sources."""
+    container, stream = open_video(uri, timeout)
+    produced = 0
+    try:
+        if s.mode == 1:
+            it = iter_keyframes(container, stream, s, stop, reopen=lambda: open_video(uri, timeout))
+        else:
+            it = iter_interval(container, stream, s, stop, max_frames)
+        for item in it:
+            produced += 1
+            yield item
+    except ArgusError:
+        raise
+    except av.error.FFmpegError as exc:
+        if produced == 0:
+            raise map_av_error(exc) from None
+        log.warning("stream ended with an error after %d frames: %s", produced, exc)
+    finally:
+        container.close()
+    if produced == 0 and not stop() and _nothing_decodable(uri, timeout):
+        raise CannotOpen(detail="no decodable frame")
+
+
+def _nothing_decodable(uri: str, timeout: float) -> bool:
+    """True when not a single frame of the video decodes (a window past the end is not an error)."""
+    try:
+        container, stream = open_video(uri, timeout)
+    except ArgusError:
+        return True
+    try:
+        for _frame in container.decode(stream):
+            return False
+        return True
+    except av.error.FFmpegError:
+        return True
+    finally:
+        container.close()
