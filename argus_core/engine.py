@@ -182,7 +182,7 @@ class Engine:
         self._cmds: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._closed = False
-        self._stats = {"frames": 0, "jobs": 0, "restarts": 0}
+        self._stats = {"frames": 0, "decoded": 0, "jobs": 0, "restarts": 0, "max_lead": 0}
         self._decoders = [self._start_decoder(i) for i in range(self.n_decoders)]
         self._workers = [self._start_worker(i) for i in range(self.n_workers)]
         self._await_workers_ready()
@@ -227,7 +227,15 @@ class Engine:
             raise
 
     def stats(self) -> dict[str, int]:
-        return dict(self._stats, jobs_running=len(self._jobs), jobs_waiting=len(self._waiting))
+        """Counters: frames decoded/inferred, jobs, child restarts, ``max_lead`` (most frames ever decoded
+        but not yet inferred: bounded by the ring's slots), busy decoders."""
+        busy = sum(1 for d in self._decoders if d.job is not None)
+        return dict(self._stats, jobs_running=len(self._jobs), jobs_waiting=len(self._waiting),
+                    decoders_busy=busy, slots=self.n_slots)
+
+    def child_pids(self) -> dict[str, list[int]]:
+        """Process ids of the decoders and inference workers (for operators and fault tests)."""
+        return {"decoders": [d.proc.pid for d in self._decoders], "workers": [w.proc.pid for w in self._workers]}
 
     def close(self) -> None:
         """Stop every process and free the shared memory. Running jobs end with an error."""
@@ -385,9 +393,14 @@ class Engine:
             d.slots.discard(slot)
             st = self._jobs.get(key)
             if st is None or not st.active:
+                self._stats["decoded"] += 1
                 self._release(slot)
                 return
             st.offsets[seq] = offset_ms
+            self._stats["decoded"] += 1
+            lead = self._stats["decoded"] - self._stats["frames"]
+            if lead > self._stats["max_lead"]:
+                self._stats["max_lead"] = lead
             self._slot_state[slot] = _READY
             self._pending.append((slot, key, seq))
         elif kind == "meta":

@@ -186,6 +186,8 @@ def worker_main(
             problems[name] = f"{type(exc).__name__}: {exc}"
     conn.send(("ready", os.getpid(), problems))
 
+    # Fault injection for tests and drills: a slow model (ARGUS_FAULT_INFER_DELAY_MS per batch).
+    delay = float(os.environ.get("ARGUS_FAULT_INFER_DELAY_MS", "0") or 0) / 1000.0
     params: dict[int, dict[str, OpParams]] = {}
     specs_of: dict[int, tuple[FrameSpec, ...]] = dict(job_specs or {})
     queue: deque[tuple] = deque()
@@ -202,6 +204,8 @@ def worker_main(
                 if not _worker_handle(conn.recv(), queue, params, specs_of):
                     return
             batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
+            if delay:
+                time.sleep(delay)
             conn.send(("results", _run_batch(batch, ring, ops, params, specs_of)))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
@@ -226,14 +230,17 @@ def _worker_handle(msg: tuple, queue: deque, params: dict, specs_of: dict) -> bo
 
 def _run_batch(batch: list[tuple], ring: Any, ops: dict, params: dict, specs_of: dict) -> list[tuple]:
     frames: list[Frame] = []
+    batch = list(batch)
     for slot, key, _seq, _ops in batch:
         meta = ring.meta(slot)
-        views = dict(zip(specs_of[key], ring.views(slot)))
+        views = dict(zip(specs_of.get(key, ()), ring.views(slot)))
         frames.append(Frame(offset=meta["offset_ms"], src_w=meta["src_w"], src_h=meta["src_h"], views=views))
     outputs: list[dict[str, Any]] = [{} for _ in batch]
     errors: list[tuple | None] = [None] * len(batch)
     by_op: dict[str, list[int]] = {}
-    for i, (_slot, _key, _seq, names) in enumerate(batch):
+    for i, (_slot, key, _seq, names) in enumerate(batch):
+        if key not in params:
+            continue  # the job ended meanwhile (cancelled, failed or terminated): skip its frames
         for name in names:
             by_op.setdefault(name, []).append(i)
     for name, idx in by_op.items():

@@ -1,0 +1,77 @@
+"""Shared fixtures: generated videos (cached per session) and leak checks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from argus_core.ring import leftover_segments
+
+from . import videos
+
+
+@pytest.fixture(scope="session")
+def vids(tmp_path_factory) -> dict[str, Path]:
+    """Lazily generated test videos, keyed by name."""
+    root = tmp_path_factory.mktemp("videos")
+    cache: dict[str, Path] = {}
+
+    class Lazy(dict):
+        def __getitem__(self, name: str) -> Path:
+            if name not in cache:
+                cache[name] = _make(root, name)
+            return cache[name]
+
+    return Lazy()
+
+
+def _make(root: Path, name: str) -> Path:
+    p = root / f"{name}.mp4"
+    if name == "num10_gop25":
+        return videos.numbered_video(p, 10, fps=25, gop=25)
+    if name == "num10_gop60_30fps":
+        return videos.numbered_video(p, 10, fps=30, gop=60)
+    if name == "num30_gop300":
+        return videos.numbered_video(p, 30, fps=25, gop=300, bframes=0)
+    if name == "num20_gop250":
+        return videos.numbered_video(p, 20, fps=25, gop=250)
+    if name == "photos":
+        return videos.photo_video(p, per_photo=3.0)
+    if name == "photos_long":
+        return videos.photo_video(p, per_photo=6.0, order=[0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
+    raise KeyError(name)
+
+
+def child_pids() -> set[int]:
+    """Live child processes of this test process (from /proc, independent of multiprocessing)."""
+    me = os.getpid()
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and fields[0] != "Z":
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if b"resource_tracker" in fh.read():
+                        continue  # CPython's own helper, shared by the whole session
+                out.add(int(entry))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return out
+
+
+@pytest.fixture
+def no_leaks():
+    """Asserts that a test leaves no Argus shared memory and no extra child processes behind."""
+    shm_before = set(leftover_segments())
+    kids_before = child_pids()
+    yield
+    multiprocessing.active_children()  # reap
+    assert set(leftover_segments()) - shm_before == set(), "leaked /dev/shm segments"
+    extra = child_pids() - kids_before
+    assert not extra, f"leaked child processes: {extra}"

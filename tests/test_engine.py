@@ -1,0 +1,110 @@
+"""Engine end to end on real footage made from real photos, with the real pulp model."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from argus_core import Engine, JobFinished, OpFinished, Progress, SegmentClosed
+from argus_core.errors import ArgusError
+
+from .videos import keyframe_offsets
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine(decoders=1, workers=1) as e:
+        yield e
+
+
+def req(path, vframe=None, op_params=None, **params):
+    return {"data": {"uri": str(path)}, "params": {"vframe": vframe or {}, **params},
+            "ops": [{"op": "pulp", "params": op_params or {}}]}
+
+
+def test_pulp_normal_on_photos_keyframes(engine, vids):
+    path = vids["photos"]
+    out = engine.analyze(req(path))
+    segs = out["pulp"]["segments"]
+    assert len(segs) == 1
+    cuts = segs[0]["cuts"]
+    assert [c["offset"] for c in cuts] == keyframe_offsets(path)  # CONTRACT §2
+    for c in cuts:
+        r = c["result"]
+        assert r["label"] == 2 and r["score"] >= 0.5 and r["review"] == (r["score"] < 0.6)
+        assert {x["class"] for x in r["confidences"]} == {"porn", "sexy", "normal"}
+        assert abs(sum(x["score"] for x in r["confidences"]) - 1) < 1e-3
+    assert [l["label"] for l in out["pulp"]["labels"]] == ["2"]
+    assert out["pulp"]["labels"][0]["score"] == max(c["result"]["score"] for c in cuts)
+
+
+def test_pulp_interval_offsets(engine, vids):
+    out = engine.analyze(req(vids["photos"], {"mode": 0, "interval": 1.5}))
+    cuts = [c["offset"] for s in out["pulp"]["segments"] for c in s["cuts"]]
+    assert cuts == [round(k * 1500) for k in range(10)]  # 15 s video
+
+
+def test_filters_that_drop_everything_give_empty_lists(engine, vids):
+    out = engine.analyze(req(vids["photos"], {"mode": 0, "interval": 2},
+                             {"labels": [{"label": "2", "select": 1}]}))
+    assert out == {"pulp": {"labels": [], "segments": []}}
+
+
+def test_terminate_stops_decoding_early(engine, vids):
+    path = vids["photos_long"]  # 60 s
+    before = engine.stats()["decoded"]
+    job = engine.submit(req(path, {"mode": 0, "interval": 0.2},
+                            {"terminate": {"mode": 1, "labels": {"2": 3}}}))
+    events = list(job.events(timeout=60))
+    final = events[-1]
+    assert isinstance(final, JobFinished) and final.error is None
+    cuts = [c for s in final.result["pulp"].segments for c in s.cuts]
+    assert [c.offset for c in cuts] == [0, 200, 400]
+    assert any(isinstance(e, OpFinished) and e.terminated for e in events)
+    deadline = time.monotonic() + 10
+    while engine.stats()["decoders_busy"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    decoded = engine.stats()["decoded"] - before
+    # 300 frames in the video; the decoder stops within a ring's worth of the third frame
+    assert decoded <= 3 + engine.stats()["slots"] + 2 < 300
+
+
+def test_events_stream(engine, vids):
+    job = engine.submit(req(vids["photos"], {"mode": 0, "interval": 0.5}))
+    events = list(job.events(timeout=60))
+    kinds = [type(e) for e in events]
+    assert kinds[-1] is JobFinished and kinds.count(JobFinished) == 1
+    assert kinds.index(OpFinished) > kinds.index(SegmentClosed)
+    seg_events = [e.segment for e in events if isinstance(e, SegmentClosed)]
+    assert seg_events == events[-1].result["pulp"].segments
+    assert json.loads(json.dumps(job.result()))["pulp"]["segments"][0]["offset_begin"] == 0
+    assert all(0 <= e.percent <= 100 for e in events if isinstance(e, Progress) and e.percent is not None)
+
+
+def test_concurrent_jobs_get_the_same_results(engine, vids):
+    body = req(vids["photos"], {"mode": 0, "interval": 0.5})
+    alone = engine.analyze(body)
+    jobs = [engine.submit(body) for _ in range(3)]
+    assert all(j.result(timeout=120) == alone for j in jobs)
+
+
+def test_cancel(engine, vids):
+    job = engine.submit(req(vids["photos_long"], {"mode": 0, "interval": 0.1}))
+    job.cancel()
+    final = job.wait(timeout=10)
+    assert final.cancelled and final.error.status == 499
+    with pytest.raises(ArgusError):
+        job.result()
+    # the engine still works afterwards
+    assert engine.analyze(req(vids["photos"], {"mode": 0, "interval": 5}))["pulp"]["segments"]
+
+
+def test_results_identical_for_any_process_count_and_batch(vids, engine):
+    body = req(vids["photos_long"], {"mode": 0, "interval": 0.7})
+    reference = engine.analyze(body)
+    with Engine(decoders=2, workers=2, max_batch=1) as other:
+        assert other.analyze(body) == reference
+    with Engine(decoders=1, workers=1, max_batch=16, max_wait_ms=50) as other:
+        assert other.analyze(body) == reference

@@ -1,0 +1,120 @@
+"""Sampling offsets and frame choice (CONTRACT §2), checked against frame-numbered videos."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from argus_core.request import Sampling
+from argus_core.sampler import Converter, interval_targets, sample
+
+from .videos import keyframe_offsets, read_index
+
+
+def run(path, **kw):
+    s = Sampling(mode=kw.pop("mode"), interval=kw.pop("interval", 5.0), ss=kw.pop("ss", 0.0),
+                 t=kw.pop("t", None), max_gap=kw.pop("max_gap", 10.0))
+    out = []
+    conv = None
+    for offset, frame in sample(str(path), s, **kw):
+        if conv is None:
+            conv = Converter([], frame.width, frame.height)
+        out.append((offset, read_index(frame.to_ndarray(format="rgb24"))))
+    return out
+
+
+@pytest.mark.parametrize("name", ["num10_gop25", "num10_gop60_30fps", "num20_gop250"])
+def test_keyframe_offsets_are_keyframe_pts(vids, name):
+    # CONTRACT §2: mode 1 offsets come from the frames' pts
+    path = vids[name]
+    got = run(path, mode=1)
+    assert [o for o, _ in got] == keyframe_offsets(path)
+    fps = 30 if "30fps" in name else 25
+    for offset, index in got:  # and each is the frame shown at that time
+        assert index == round(offset * fps / 1000)
+
+
+@pytest.mark.parametrize(
+    "name,interval,fps",
+    [
+        ("num10_gop25", 1.0, 25),   # sparse: seeks
+        ("num10_gop25", 0.3, 25),   # dense: decodes forward
+        ("num10_gop25", 2.5, 25),
+        ("num20_gop250", 5.0, 25),  # long GOP
+        ("num20_gop250", 0.7, 25),
+        ("num10_gop60_30fps", 0.45, 30),
+    ],
+)
+def test_interval_offsets_and_frames(vids, name, interval, fps):
+    # CONTRACT §2: mode 0 offsets are exactly round(k·interval·1000) and show the frame at that time
+    path = vids[name]
+    seconds = 20 if "20" in name else 10
+    got = run(path, mode=0, interval=interval)
+    n = math.ceil(seconds / interval - 1e-9)
+    assert [o for o, _ in got] == [int(round(k * interval * 1000)) for k in range(n)]
+    for k, (_, index) in enumerate(got):
+        assert index == min(math.floor(k * interval * fps + 1e-6), seconds * fps - 1)
+
+
+def test_interval_window_ss_t(vids):
+    got = run(vids["num10_gop25"], mode=0, interval=1.0, ss=2.1, t=3.0)
+    assert [o for o, _ in got] == [3000, 4000, 5000]
+    assert [i for _, i in got] == [75, 100, 125]
+
+
+def test_keyframe_window_ss_t(vids):
+    path = vids["num10_gop25"]
+    got = run(path, mode=1, ss=2.5, t=4.0)
+    want = [o for o in keyframe_offsets(path) if 2500 <= o < 6500]
+    assert [o for o, _ in got] == want == [3000, 4000, 5000, 6000]
+
+
+def test_keyframe_gap_fallback(vids):
+    # CONTRACT §2: keyframes every 12 s, max gap 5 s → extra exact frames so no gap exceeds 5 s
+    path = vids["num30_gop300"]
+    got = run(path, mode=1, max_gap=5.0)
+    offsets = [o for o, _ in got]
+    keys = keyframe_offsets(path)
+    assert set(keys) <= set(offsets)
+    assert offsets == sorted(offsets)
+    assert max(b - a for a, b in zip(offsets, offsets[1:])) <= 5000
+    assert 30000 - offsets[-1] <= 5000
+    for offset, index in got:
+        assert index == round(offset * 25 / 1000)
+
+
+def test_window_past_the_end_is_empty_not_an_error(vids):
+    assert run(vids["num10_gop25"], mode=0, interval=1.0, ss=50) == []
+
+
+@pytest.mark.parametrize(
+    "interval,ss,t,duration,want",
+    [
+        (5.0, 0.0, None, 12.0, [0, 5000, 10000]),
+        (0.1, 0.0, None, 0.35, [0, 100, 200, 300]),
+        (0.3, 0.0, None, 1.0, [0, 300, 600, 900]),
+        (2.0, 3.0, 4.0, 100.0, [4000, 6000]),
+        (1.0, 0.0, None, None, None),  # unknown length: unbounded generator
+    ],
+)
+def test_interval_targets_table(interval, ss, t, duration, want):
+    gen = interval_targets(Sampling(mode=0, interval=interval, ss=ss, t=t), duration)
+    if want is None:
+        assert [o for o, _ in (next(gen) for _ in range(3))] == [0, 1000, 2000]
+    else:
+        assert [o for o, _ in gen] == want
+
+
+def test_max_frames_spreads_samples_evenly():
+    got = [o for o, _ in interval_targets(Sampling(mode=0, interval=0.1, ss=0.0, t=None), 600.0, 3000)]
+    assert len(got) <= 3000 and got[0] == 0 and got[-1] > 599000 - 300
+    steps = {b - a for a, b in zip(got, got[1:])}
+    assert max(steps) - min(steps) <= 1
+
+
+def test_converter_sizes():
+    from argus_core.frames import FrameSpec
+
+    conv = Converter([FrameSpec(224, 224), FrameSpec(416, 416, "contain"), FrameSpec(max_side=640)], 1920, 1080)
+    assert conv.sizes == [(224, 224), (416, 234), (640, 360)]
