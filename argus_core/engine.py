@@ -408,8 +408,12 @@ class Engine:
             if st is not None:
                 st.duration_ms = msg[2]
         elif kind == "done":
-            _, key, frames, error = msg
+            _, key, frames, error, returned = msg
             d.job = None
+            for slot in returned:
+                if slot in d.slots:
+                    d.slots.discard(slot)
+                    self._release(slot)
             st = self._jobs.get(key)
             if st is None:
                 return

@@ -5,7 +5,7 @@ the shared-memory ring. Messages (parent → child / child → parent):
 
 decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames) | ("slots", [i, …]) | ("stop", key) | ("exit",)
 decoder  → ("meta", key, duration_ms, src_w, src_h) | ("frame", slot, key, seq, offset_ms)
-           | ("done", key, frames, error_or_None)
+           | ("done", key, frames, error_or_None, [unused slot, …])
 worker   ← ("params", key, {op: OpParams}) | ("frames", [(slot, key, seq, (op, …)), …]) | ("forget", key) | ("exit",)
 worker   → ("results", [(slot, key, seq, {op: CutOutput} | None, error_or_None), …]) | ("ready", pid, {op: reason})
 """
@@ -141,7 +141,10 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int) 
             finally:
                 if container is not None:
                     container.close()
-            conn.send(("done", key, frames, error))
+            # Hand unused slots back so an idle decoder does not sit on ring capacity.
+            returned = list(granted)
+            granted.clear()
+            conn.send(("done", key, frames, error, returned))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     finally:
