@@ -53,6 +53,7 @@ class _Child:
     slots: set[int] = field(default_factory=set)  # decoder: granted; worker: in flight
     job: int | None = None  # decoder: the job it decodes
     ready: bool = False
+    info: dict = field(default_factory=dict)  # worker: pid, device, …
 
 
 @dataclass
@@ -233,6 +234,10 @@ class Engine:
         return dict(self._stats, jobs_running=len(self._jobs), jobs_waiting=len(self._waiting),
                     decoders_busy=busy, slots=self.n_slots)
 
+    def worker_info(self) -> list[dict]:
+        """Per inference worker: pid, device ("cpu"/"cuda") and whether CuPy was imported."""
+        return [dict(w.info) for w in self._workers]
+
     def child_pids(self) -> dict[str, list[int]]:
         """Process ids of the decoders and inference workers (for operators and fault tests)."""
         return {"decoders": [d.proc.pid for d in self._decoders], "workers": [w.proc.pid for w in self._workers]}
@@ -280,8 +285,9 @@ class Engine:
             self._on_ready(w, msg)
 
     def _on_ready(self, w: _Child, msg: tuple) -> None:
-        _, _pid, problems = msg
+        _, info, problems = msg
         w.ready = True
+        w.info = info
         for name, reason in problems.items():
             if name in self._ops:
                 log.error("op %s disabled: model not usable: %s", name, reason)

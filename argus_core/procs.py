@@ -7,7 +7,8 @@ decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames) | ("slots",
 decoder  → ("meta", key, duration_ms, src_w, src_h) | ("frame", slot, key, seq, offset_ms)
            | ("done", key, frames, error_or_None, [unused slot, …])
 worker   ← ("params", key, {op: OpParams}) | ("frames", [(slot, key, seq, (op, …)), …]) | ("forget", key) | ("exit",)
-worker   → ("results", [(slot, key, seq, {op: CutOutput} | None, error_or_None), …]) | ("ready", pid, {op: reason})
+worker   → ("results", [(slot, key, seq, {op: CutOutput} | None, error_or_None), …])
+           | ("ready", {pid, device, cupy_imported}, {op: reason})
 """
 
 from __future__ import annotations
@@ -174,20 +175,25 @@ def worker_main(
 ) -> None:
     """Gather frames into batches (across jobs), run each frame's ops, post small results."""
     _child_setup()
+    import sys
+
+    from .device import select_device
     from .ops import create_op
     from .ring import FrameRing
 
     ring = FrameRing.attach(ring_name, slots, slot_bytes)
+    device = select_device()
     ops = {}
     problems = {}
     for name in op_names:
         try:
             op = create_op(name, models_dir)
-            op.load(threads=threads)
+            op.load(providers=device.providers, threads=threads)
             ops[name] = op
         except Exception as exc:
             problems[name] = f"{type(exc).__name__}: {exc}"
-    conn.send(("ready", os.getpid(), problems))
+    info = {"pid": os.getpid(), "device": device.name, "cupy_imported": "cupy" in sys.modules}
+    conn.send(("ready", info, problems))
 
     # Fault injection for tests and drills: a slow model (ARGUS_FAULT_INFER_DELAY_MS per batch).
     delay = float(os.environ.get("ARGUS_FAULT_INFER_DELAY_MS", "0") or 0) / 1000.0

@@ -108,3 +108,32 @@ def test_results_identical_for_any_process_count_and_batch(vids, engine):
         assert other.analyze(body) == reference
     with Engine(decoders=1, workers=1, max_batch=16, max_wait_ms=50) as other:
         assert other.analyze(body) == reference
+
+
+def test_cpu_path_never_imports_cupy(engine):
+    import sys
+
+    from argus_core.device import CpuDevice, select_device
+
+    assert isinstance(select_device("cpu"), CpuDevice)
+    assert "cupy" not in sys.modules
+    info = engine.worker_info()
+    assert info and all(w["device"] == "cpu" and w["cupy_imported"] is False for w in info)
+
+
+def test_http_source_and_missing_url(engine, vids, tmp_path):
+    # A real HTTP server on loopback serving the file; a 404 maps to 424 (CONTRACT §2)
+    import shutil
+
+    from .media_server import MediaServer
+
+    shutil.copy(vids["photos"], tmp_path / "v.mp4")
+    with MediaServer(tmp_path) as base:
+        local = engine.analyze(req(vids["photos"], {"mode": 0, "interval": 2}))
+        assert engine.analyze(req(f"{base}/v.mp4", {"mode": 0, "interval": 2})) == local
+        with pytest.raises(ArgusError) as err:
+            engine.analyze(req(f"{base}/missing.mp4"))
+        assert (err.value.status, err.value.message) == (424, "cannot find the video")
+    with pytest.raises(ArgusError) as err:  # nobody listening any more
+        engine.analyze(req(f"{base}/v.mp4"))
+    assert (err.value.status, err.value.message) == (424, "cannot find the video")
