@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import ModelError
-from .ops import OP_CLASSES, check_ready, create_op
+from .ops import check_ready, create_op, op_classes
 
 
 def catalog(models_dir: Path | None = None, verify: bool = True) -> list[dict[str, Any]]:
@@ -15,7 +15,7 @@ def catalog(models_dir: Path | None = None, verify: bool = True) -> list[dict[st
     With ``verify`` each model is loaded and checked against its recorded outputs (a few hundred ms each).
     """
     rows = []
-    for name, cls in OP_CLASSES.items():
+    for name, cls in op_classes(models_dir).items():
         row: dict[str, Any] = {"op": name, "description": cls.description, "models": [], "ready": False,
                                "reason": ""}
         try:

@@ -33,7 +33,7 @@ from .aggregate import OpAggregator
 from .errors import ArgusError, BadOp, Cancelled, EngineError
 from .events import ErrorInfo, Event, JobFinished, OpFinished, Progress, SegmentClosed
 from .frames import FrameSpec, slot_bytes_for, unique_specs
-from .ops import OP_CLASSES, create_op
+from .ops import create_op, op_classes
 from .procs import decoder_main, rebuild_error, worker_main
 from .request import VideoRequest, parse_request, sampling_of
 from .result import CutIn, OpResult
@@ -147,11 +147,14 @@ class Engine:
         max_gap: float = 10.0,
         max_frames: int = 3000,
         open_timeout: float = 30.0,
+        options: dict[str, Any] | None = None,
     ) -> None:
         cores = os.cpu_count() or 1
         self.n_decoders = max(1, decoders if decoders is not None else cores - 1)
         self.n_workers = max(1, workers if workers is not None else 1)
         self.models_dir = str(models_dir) if models_dir else None
+        #: operator settings handed to every op (galleries folder, keyword lists, …)
+        self.options: dict[str, Any] = dict(options or {})
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_ms / 1000.0
         self.threads = threads
@@ -161,11 +164,13 @@ class Engine:
         self.open_timeout = open_timeout
         self.unavailable: dict[str, str] = {}
         self._ops: dict[str, Any] = {}
-        for name in ops if ops is not None else list(OP_CLASSES):
-            if name not in OP_CLASSES:
+        mdir = Path(self.models_dir) if self.models_dir else None
+        classes = op_classes(mdir)
+        for name in ops if ops is not None else list(classes):
+            if name not in classes:
                 raise BadOp(detail=f"unknown op {name!r}")
             try:
-                self._ops[name] = create_op(name, Path(self.models_dir) if self.models_dir else None)
+                self._ops[name] = create_op(name, mdir, self.options)
             except Exception as exc:
                 self.unavailable[name] = f"{type(exc).__name__}: {exc}"
                 log.warning("op %s unavailable: %s", name, exc)
@@ -265,7 +270,7 @@ class Engine:
         proc = self._ctx.Process(
             target=worker_main, name=f"argus-worker-{index}", daemon=True,
             args=(child, self._ring.name, self.n_slots, self._ring.slot_bytes, list(self._ops),
-                  self.models_dir, self.max_batch, self.max_wait_s, self.threads),
+                  self.models_dir, self.max_batch, self.max_wait_s, self.threads, self.options),
         )
         proc.start()
         child.close()

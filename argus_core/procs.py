@@ -171,7 +171,7 @@ def worker_main(
     max_batch: int,
     max_wait_s: float,
     threads: int,
-    job_specs: dict[int, tuple[FrameSpec, ...]] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Gather frames into batches (across jobs), run each frame's ops, post small results."""
     _child_setup()
@@ -187,7 +187,7 @@ def worker_main(
     problems = {}
     for name in op_names:
         try:
-            op = create_op(name, models_dir)
+            op = create_op(name, models_dir, options)
             op.load(providers=device.providers, threads=threads)
             ops[name] = op
         except Exception as exc:
@@ -198,7 +198,7 @@ def worker_main(
     # Fault injection for tests and drills: a slow model (ARGUS_FAULT_INFER_DELAY_MS per batch).
     delay = float(os.environ.get("ARGUS_FAULT_INFER_DELAY_MS", "0") or 0) / 1000.0
     params: dict[int, dict[str, OpParams]] = {}
-    specs_of: dict[int, tuple[FrameSpec, ...]] = dict(job_specs or {})
+    specs_of: dict[int, tuple[FrameSpec, ...]] = {}
     queue: deque[tuple] = deque()
     try:
         while True:

@@ -67,11 +67,16 @@ def child_pids() -> set[int]:
 
 @pytest.fixture
 def no_leaks():
-    """Asserts that a test leaves no Argus shared memory and no extra child processes behind."""
-    shm_before = set(leftover_segments())
+    """Asserts that a test leaves no Argus shared memory and no extra child processes behind.
+
+    Only segments created by this process count (their names carry its pid): other test runs may share
+    the machine."""
+    mine = f"argus-{os.getpid()}-"
+    shm_before = {n for n in leftover_segments() if n.startswith(mine)}
     kids_before = child_pids()
     yield
     multiprocessing.active_children()  # reap
-    assert set(leftover_segments()) - shm_before == set(), "leaked /dev/shm segments"
+    leaked = {n for n in leftover_segments() if n.startswith(mine)} - shm_before
+    assert leaked == set(), "leaked /dev/shm segments"
     extra = child_pids() - kids_before
     assert not extra, f"leaked child processes: {extra}"

@@ -57,8 +57,11 @@ class Op:
     models: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
 
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         self.models_dir = Path(models_dir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
+        #: operator settings shared by all ops (``Engine(options=...)``), e.g. ``galleries_dir``;
+        #: each op documents the keys it reads.
+        self.options: dict[str, Any] = dict(options or {})
         self.manifests = {m: load_manifest(self.models_dir / m) for m in self.models}
         self.loaded: dict[str, Model] = {}
 

@@ -26,8 +26,8 @@ class PulpOp(Op):
     models = ("nsfwjs",)
     description = 'porn "0" / sexy "1" / normal "2" (nsfwjs MobileNetV2)'
 
-    def __init__(self, models_dir=None) -> None:
-        super().__init__(models_dir)
+    def __init__(self, models_dir=None, options=None) -> None:
+        super().__init__(models_dir, options)
         labels = self.manifests["nsfwjs"].labels
         # matrix mapping the model's classes onto the three contract classes
         self._merge = np.zeros((len(labels), 3), dtype=np.float32)
