@@ -138,3 +138,11 @@ def test_cli_analyze(vids):
     out = json.loads(p.stdout)
     assert [c["offset"] for s in out["pulp"]["segments"] for c in s["cuts"]] == [0, 5000, 10000]
     assert p.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_cli_progress_bar_on_request(vids):
+    p = subprocess.run([sys.executable, "-m", "argus_http.cli", "analyze", str(vids["photos"]), "--op", "pulp",
+                        "--mode", "0", "--interval", "0.5", "--progress", "on"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "100.0%" in p.stderr and "frames" in p.stderr
