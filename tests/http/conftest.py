@@ -72,10 +72,11 @@ def long_video(media_dir: Path) -> Path:
 
 # -- the real engine ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Any]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from argus_core import Engine
 
-    eng = Engine(decoders=1, workers=1)
+    # Face galleries under a temporary folder, never the user's home.
+    eng = Engine(decoders=1, workers=1, options={"data_dir": str(tmp_path_factory.mktemp("engine-data"))})
     try:
         yield eng
     finally:

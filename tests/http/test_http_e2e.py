@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import av
-import pytest
 
 from argus_http import webhooks
 from argus_http.auth import sign_request
 
-from conftest import REPO, Client, Receiver, running_server, video_body
+from conftest import REPO, Receiver, running_server, video_body
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
@@ -182,3 +181,15 @@ def video_body_bytes(body: dict) -> bytes:
     import json
 
     return json.dumps(body).encode()
+
+
+def test_sync_mode_sends_no_callbacks(tmp_path: Path, engine, media_dir: Path, short_video: Path,
+                                      receiver: Receiver) -> None:
+    """§7: no callbacks in sync mode, whatever hooks the request names."""
+    with running_server(tmp_path, engine, media_root=str(media_dir)) as (_, api):
+        body = video_body(short_video.as_uri(), hookURL=receiver.url("/final"),
+                          ops=[{"op": "pulp", "hookURL": receiver.url("/op"), "hookURL_segment": receiver.url("/seg")}])
+        st, _, out = api.call("POST", "/v1/video/sync-hooks", body)
+        assert st == 200 and "pulp" in out
+        time.sleep(0.5)
+    assert receiver.hits == {}

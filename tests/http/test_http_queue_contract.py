@@ -273,9 +273,14 @@ WORKER = textwrap.dedent("""
     from argus_http.config import load_settings
     from argus_http.db import Tables, open_database
     from argus_http.jobqueue import JobQueue
+    import os
     url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
     t = Tables(open_database(url))
     q = JobQueue(t, load_settings(env={}, overrides={"database_url": url, "data_dir": "/tmp/unused"}))
+    q.counts()  # connected
+    open(out + ".ready", "w").close()
+    while not os.path.exists(os.path.join(os.path.dirname(out), "go")):  # start together
+        time.sleep(0.005)
     claimed = []
     idle = 0
     while idle < 15:
@@ -301,6 +306,11 @@ def test_two_worker_processes_never_run_a_lease_twice(backend: str, tmp_path: Pa
     script.write_text(WORKER)
     procs = [subprocess.Popen([sys.executable, str(script), backend, f"w{i}", str(tmp_path / f"w{i}.json")],
                               cwd=REPO) for i in range(2)]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"w{i}.json.ready").exists() for i in range(2)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     for p in procs:
         assert p.wait(120) == 0
     claimed = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2)]

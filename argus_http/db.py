@@ -1,0 +1,168 @@
+"""The database: one connection factory for SQLite and PostgreSQL, and the three tables (jobs, results, outbox).
+
+SQLite (default) runs in WAL mode with ``BEGIN IMMEDIATE`` write transactions: several processes may share
+the file, and a transaction never fails half-way by upgrading a read lock. PostgreSQL is used when the URL
+says ``postgresql://`` so that workers on several machines share one queue (claims use
+``FOR UPDATE SKIP LOCKED``, see :mod:`argus_http.jobqueue`).
+
+Tables are built by :class:`Tables` for a given database rather than bound to a global, so one process
+can hold two databases (the tests do).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import peewee as pw
+from playhouse.db_url import connect as url_connect
+
+# Job states (CONTRACT §7).
+WAITING = "WAITING"
+DOING = "DOING"
+RESCHEDULED = "RESCHEDULED"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+STATUSES = (WAITING, DOING, RESCHEDULED, FINISHED, FAILED, CANCELLED)
+RUNNABLE = (WAITING, RESCHEDULED)
+FINAL = (FINISHED, FAILED, CANCELLED)
+
+# Delivery states of an outbox row.
+PENDING = "PENDING"
+DELIVERED = "DELIVERED"
+GONE = "GONE"  # the receiver answered 410: stop retrying (Standard Webhooks)
+EXPIRED = "EXPIRED"  # retries exhausted (callback_window)
+
+
+def now() -> float:
+    """Wall-clock seconds; every timestamp in the tables uses it (leases compare across machines)."""
+    return time.time()
+
+
+def open_database(url: str) -> pw.Database:
+    """Open ``sqlite:///path`` or ``postgresql://...`` (``postgres://`` too)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parts.path
+        if path not in ("", ":memory:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return pw.SqliteDatabase(
+            path or ":memory:",
+            pragmas={
+                "journal_mode": "wal",
+                # Writers from other processes wait instead of failing at once.
+                "busy_timeout": 15000,
+                "synchronous": "normal",
+            },
+            lock_type="IMMEDIATE",
+            timeout=15,
+        )
+    if parts.scheme in ("postgresql", "postgres", "postgresql+pool", "postgres+pool"):
+        return url_connect(url.replace("postgres://", "postgresql://", 1))
+    raise ValueError(f"unsupported database URL scheme {parts.scheme!r} (use sqlite:/// or postgresql://)")
+
+
+def is_postgres(database: pw.Database) -> bool:
+    return isinstance(database, pw.PostgresqlDatabase)
+
+
+class Tables:
+    """The model classes bound to one database, and its schema creation."""
+
+    def __init__(self, database: pw.Database) -> None:
+        self.db = database
+
+        class Base(pw.Model):
+            class Meta:
+                database = self.db
+                legacy_table_names = False
+
+        class Job(Base):
+            """One async video (or vframe) job. ``request`` is the JSON body as submitted."""
+
+            seq = pw.AutoField()  # arrival order: paging and "oldest first"
+            job_id = pw.CharField(max_length=32, unique=True)
+            uid = pw.CharField(max_length=64, default="")
+            kind = pw.CharField(max_length=16, default="video")
+            vid = pw.CharField(max_length=256, default="")
+            request = pw.TextField()
+            status = pw.CharField(max_length=16, default=WAITING)
+            attempts = pw.IntegerField(default=0)
+            max_attempts = pw.IntegerField(default=3)
+            #: A fresh random token per claim: only its holder may touch/finish (no lease run twice).
+            lease_token = pw.CharField(max_length=40, null=True)
+            lease_owner = pw.CharField(max_length=128, null=True)
+            lease_until = pw.DoubleField(null=True)
+            run_after = pw.DoubleField(default=0.0)
+            error = pw.TextField(null=True)
+            created_at = pw.DoubleField()
+            updated_at = pw.DoubleField()
+
+            class Meta:
+                table_name = "argus_job"
+                indexes = ((("status", "run_after"), False), (("uid", "seq"), False),
+                           (("status", "lease_until"), False))
+
+        class JobResult(Base):
+            """The final result of a job (CONTRACT §7 shape), kept apart so job listings stay small."""
+
+            job_id = pw.CharField(max_length=32, primary_key=True)
+            result = pw.TextField()
+
+            class Meta:
+                table_name = "argus_job_result"
+
+        class Outbox(Base):
+            """A callback to deliver. Written in the transaction that made the state change it reports."""
+
+            seq = pw.AutoField()
+            #: Deterministic per message (job, kind, op, index): a re-run of a job cannot enqueue a
+            #: callback twice, and receivers can de-duplicate on the ``webhook-id`` header.
+            msg_id = pw.CharField(max_length=200, unique=True)
+            job_id = pw.CharField(max_length=32, index=True)
+            #: Rows of one chain are delivered in ``seq`` order (one job's callbacks to one URL).
+            chain = pw.CharField(max_length=300, index=True)
+            url = pw.TextField()
+            body = pw.TextField()
+            status = pw.CharField(max_length=16, default=PENDING)
+            attempts = pw.IntegerField(default=0)
+            next_at = pw.DoubleField()
+            created_at = pw.DoubleField()
+            deadline = pw.DoubleField()
+            last_status = pw.IntegerField(null=True)
+            last_error = pw.TextField(null=True)
+            delivered_at = pw.DoubleField(null=True)
+
+            class Meta:
+                table_name = "argus_outbox"
+                indexes = ((("status", "next_at"), False), (("chain", "status", "seq"), False))
+
+        self.Job = Job
+        self.JobResult = JobResult
+        self.Outbox = Outbox
+        self.models = (Job, JobResult, Outbox)
+
+    def create(self) -> None:
+        """Create missing tables and indexes (idempotent; safe from several processes at once)."""
+        with self.db.connection_context():
+            try:
+                self.db.create_tables(self.models, safe=True)
+            except (pw.IntegrityError, pw.ProgrammingError, pw.OperationalError):
+                # Two processes creating the schema at once on PostgreSQL: the loser sees a duplicate
+                # type/table error; the tables exist now, which is all we need.
+                self.db.rollback() if not self.db.is_closed() and is_postgres(self.db) else None
+                self.db.create_tables(self.models, safe=True)
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self.db.atomic():
+            yield
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()

@@ -1,0 +1,59 @@
+"""Errors only the service raises. All are :class:`argus_core.errors.ArgusError`, so the one handler in
+:mod:`argus_http.app` turns every failure into ``status`` + ``{"error": message}`` (CONTRACT §7)."""
+
+from __future__ import annotations
+
+from argus_core.errors import ArgusError, InvalidRequest
+
+
+class JobNotFound(ArgusError):
+    """Unknown job, or a job of another user (never reveal which)."""
+
+    status = 404
+    message = "job not found"
+
+
+class CannotCancel(ArgusError):
+    status = 400
+    message = "fail to cancel job"
+
+
+class LeaseLost(ArgusError):
+    """Touch/finish by a worker that no longer holds the job's lease (CONTRACT §8)."""
+
+    status = 409
+    message = "lease lost"
+
+
+class Unauthorized(ArgusError):
+    status = 401
+    message = "bad token"
+
+
+class Forbidden(ArgusError):
+    status = 403
+    message = "forbidden"
+
+
+class RouteNotFound(ArgusError):
+    status = 404
+    message = "not found"
+
+
+class MethodNotAllowed(ArgusError):
+    status = 405
+    message = "method not allowed"
+
+
+class BodyTooLarge(ArgusError):
+    status = 413
+    message = "request body too large"
+
+
+class UnsupportedMediaType(ArgusError):
+    status = 415
+    message = "unsupported media type"
+
+
+class UnsafeURL(InvalidRequest):
+    """A URL refused by the SSRF guard: a 400 ``invalid parameters`` to the client, the reason in logs."""

@@ -1,0 +1,381 @@
+"""The durable job queue (CONTRACT §7–§8): states, leases, the sweeper, and callbacks written with each change.
+
+States: WAITING → DOING → FINISHED / FAILED / CANCELLED; a lease that expires or a retryable error puts a
+DOING job back as RESCHEDULED until ``max_attempts`` claims were spent, then FAILED.
+
+Leases, not held transactions: :meth:`JobQueue.claim` commits at once, hands out a fresh random token, and
+every later write (touch, segment, finish) must present it while the job is still DOING — so a worker that
+lost its lease (expired, killed, re-claimed elsewhere) can never change the job again, and no lease runs
+twice. Each state change and the callbacks it causes are one transaction (the outbox pattern).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import secrets
+from typing import Any, Callable, Iterable, Sequence
+
+import msgspec
+import peewee as pw
+
+from argus_core.errors import InvalidRequest
+from argus_core.request import parse_request
+
+from . import callbacks as cb
+from . import db as dbm
+from . import outbox
+from .config import Settings
+from .db import Tables
+from .errors import CannotCancel, JobNotFound
+
+log = logging.getLogger("argus.queue")
+
+#: Error text of a job whose worker vanished ``max_attempts`` times.
+LEASE_EXHAUSTED = "job failed: worker lost (attempts exhausted)"
+CANCELLED_MESSAGE = "context canceled"
+
+
+class Lease(msgspec.Struct):
+    """A claimed job: what a worker needs to run it, and the token that proves it holds it."""
+
+    job_id: str
+    token: str
+    uid: str
+    kind: str
+    vid: str
+    request: dict[str, Any]
+    attempts: int
+    timeout: float
+
+
+def new_job_id() -> str:
+    """24 hex characters, like the original's ObjectIds (unguessable: ids are not a secret, but
+    listing another user's jobs by guessing should not be easy either)."""
+    return secrets.token_hex(12)
+
+
+def rfc3339(ts: float) -> str:
+    """``2026-01-02T15:04:05Z`` (CONTRACT §7)."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
+
+
+def _dumps(obj: Any) -> str:
+    return msgspec.json.encode(obj).decode()
+
+
+class Hooks(msgspec.Struct):
+    """The callback URLs of one video request."""
+
+    final: str | None = None
+    op: dict[str, str] = {}
+    segment: dict[str, str] = {}
+    meta: Any = None
+
+
+def hooks_of(request: dict[str, Any]) -> Hooks:
+    """Hook URLs of a stored request (aliases resolved as CONTRACT §1 says)."""
+    try:
+        req = parse_request(request, None, max_interval=float("inf"))
+    except InvalidRequest:
+        return Hooks()
+    h = Hooks(final=req.params.hook_url, meta=req.data.attribute.meta if req.data.attribute else None)
+    for op in req.ops:
+        if op.hook_url:
+            h.op[op.op] = op.hook_url
+        if op.hook_url_segment:
+            h.segment[op.op] = op.hook_url_segment
+    return h
+
+
+class JobQueue:
+    """All job-state changes. Thread-safe (each thread uses its own connection)."""
+
+    def __init__(self, tables: Tables, settings: Settings) -> None:
+        self.t = tables
+        self.s = settings
+        #: Called (outside the transaction) with the job id after a job was cancelled, so an in-process
+        #: runner can stop the engine at once rather than at its next poll.
+        self.cancel_listeners: list[Callable[[str], None]] = []
+        #: Called after a transaction that enqueued callbacks, to wake the sender.
+        self.outbox_listeners: list[Callable[[], None]] = []
+        self._pg = dbm.is_postgres(tables.db)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _lock_rows(self, q: pw.Select, skip_locked: bool = False) -> pw.Select:
+        # SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL needs row locks.
+        if self._pg:
+            return q.for_update(skip_locked=skip_locked or None)
+        return q
+
+    def _enqueue(self, job_id: str, msg_id: str, url: str | None, body: dict[str, Any]) -> bool:
+        if not url:
+            return False
+        return outbox.enqueue(self.t, job_id, msg_id, url, body, chain=cb.chain_of(job_id, url),
+                              window=self.s.callback_window)
+
+    def _wake_sender(self) -> None:
+        for fn in self.outbox_listeners:
+            try:
+                fn()
+            except Exception:  # a listener must never break a state change
+                log.exception("outbox listener failed")
+
+    def _final_callback(self, job: Any, result: dict[str, Any] | None, error: str | None) -> bool:
+        if job.kind != "video":
+            return False
+        h = hooks_of(_loads(job.request))
+        return self._enqueue(job.job_id, cb.final_msg_id(job.job_id), h.final,
+                             cb.final_body(job.vid, result, error, h.meta))
+
+    def _leased(self, job_id: str, token: str) -> Any:
+        J = self.t.Job
+        q = J.select().where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING))
+        return self._lock_rows(q).first()
+
+    # -- producer side ---------------------------------------------------------------------------
+    def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video") -> str:
+        """Store a new WAITING job; returns its id."""
+        ts = dbm.now()
+        job_id = new_job_id()
+        with self.t.tx():
+            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=_dumps(request),
+                              status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
+                              run_after=0.0, created_at=ts, updated_at=ts).execute()
+        return job_id
+
+    def cancel(self, job_id: str, uid: str | None = None) -> dict[str, Any]:
+        """Kill (CONTRACT §7): WAITING/RESCHEDULED/DOING → CANCELLED at once (a DOING job's worker sees it
+        and stops decoding); finished jobs raise :class:`CannotCancel`. ``uid`` None = any user."""
+        J = self.t.Job
+        with self.t.tx():
+            q = J.select().where(J.job_id == job_id)
+            if uid is not None:
+                q = q.where(J.uid == uid)
+            job = self._lock_rows(q).first()
+            if job is None:
+                raise JobNotFound()
+            if job.status in dbm.FINAL:
+                raise CannotCancel()
+            ts = dbm.now()
+            J.update(status=dbm.CANCELLED, lease_token=None, lease_until=None, error=CANCELLED_MESSAGE,
+                     updated_at=ts).where(J.seq == job.seq).execute()
+            queued = self._final_callback(job, None, CANCELLED_MESSAGE)
+        for fn in self.cancel_listeners:
+            try:
+                fn(job_id)
+            except Exception:
+                log.exception("cancel listener failed")
+        if queued:
+            self._wake_sender()
+        return {"status": dbm.CANCELLED, "created_at": rfc3339(job.created_at), "updated_at": rfc3339(ts)}
+
+    # -- views -----------------------------------------------------------------------------------
+    def get(self, job_id: str, uid: str | None = None, kind: str | None = "video") -> dict[str, Any]:
+        """``GET /v1/jobs/video/<id>``: ``{id, vid, request, status, result?, error?, created_at, updated_at}``."""
+        J = self.t.Job
+        q = J.select().where(J.job_id == job_id)
+        if uid is not None:
+            q = q.where(J.uid == uid)
+        if kind is not None:
+            q = q.where(J.kind == kind)
+        job = q.first()
+        if job is None:
+            raise JobNotFound()
+        view: dict[str, Any] = {"id": job.job_id, "vid": job.vid, "request": _loads(job.request),
+                                "status": job.status}
+        if job.status == dbm.FINISHED:
+            row = self.t.JobResult.get_or_none(self.t.JobResult.job_id == job_id)
+            if row is not None:
+                view["result"] = _loads(row.result)
+        if job.error and job.status in (dbm.FAILED, dbm.CANCELLED, dbm.RESCHEDULED):
+            view["error"] = job.error
+        view["created_at"] = rfc3339(job.created_at)
+        view["updated_at"] = rfc3339(job.updated_at)
+        return view
+
+    def list(self, uid: str | None = None, status: str | None = None, marker: str | None = None,
+             limit: int = 100, kind: str | None = "video") -> list[dict[str, Any]]:
+        """``GET /v1/jobs/video?status=``: oldest first; ``marker`` = the last id of the previous page."""
+        J = self.t.Job
+        q = J.select(J.job_id, J.status, J.created_at, J.updated_at).order_by(J.seq).limit(limit)
+        if uid is not None:
+            q = q.where(J.uid == uid)
+        if kind is not None:
+            q = q.where(J.kind == kind)
+        if status is not None:
+            q = q.where(J.status == status)
+        if marker:
+            mq = J.select(J.seq).where(J.job_id == marker)
+            if uid is not None:
+                mq = mq.where(J.uid == uid)
+            row = mq.first()
+            if row is None:
+                raise InvalidRequest(detail="unknown marker")
+            q = q.where(J.seq > row.seq)
+        return [{"id": j.job_id, "status": j.status, "created_at": rfc3339(j.created_at),
+                 "updated_at": rfc3339(j.updated_at)} for j in q]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by status (every status present, zeros included)."""
+        J = self.t.Job
+        out = {s: 0 for s in dbm.STATUSES}
+        for status, n in J.select(J.status, pw.fn.COUNT(J.seq)).group_by(J.status).tuples():
+            out[status] = n
+        return out
+
+    # -- worker side -----------------------------------------------------------------------------
+    def claim(self, owner: str, n: int, kinds: Sequence[str] = ("video", "vframe"),
+              lease_seconds: float | None = None) -> list[Lease]:
+        """Lease up to ``n`` runnable jobs, oldest first. Expired leases are swept first."""
+        if n <= 0:
+            return []
+        lease = self.s.lease_seconds if lease_seconds is None else lease_seconds
+        self.sweep()
+        J = self.t.Job
+        out: list[Lease] = []
+        # Cheap read first: idle workers poll often, and an empty queue must not take the write lock.
+        if not J.select(J.seq).where(J.status.in_(dbm.RUNNABLE) & (J.run_after <= dbm.now())
+                                     & J.kind.in_(list(kinds))).limit(1).exists():
+            return out
+        with self.t.tx():
+            ts = dbm.now()
+            q = (J.select().where(J.status.in_(dbm.RUNNABLE) & (J.run_after <= ts) & J.kind.in_(list(kinds)))
+                 .order_by(J.seq).limit(n))
+            for job in self._lock_rows(q, skip_locked=True):
+                token = secrets.token_hex(16)
+                changed = (J.update(status=dbm.DOING, attempts=J.attempts + 1, lease_token=token,
+                                    lease_owner=owner[:128], lease_until=ts + lease, updated_at=ts)
+                           .where((J.seq == job.seq) & J.status.in_(dbm.RUNNABLE)).execute())
+                if changed:
+                    out.append(Lease(job.job_id, token, job.uid, job.kind, job.vid, _loads(job.request),
+                                     job.attempts + 1, lease))
+        return out
+
+    def touch(self, job_id: str, token: str, lease_seconds: float | None = None) -> bool:
+        """Extend a lease (heartbeat). False when the caller no longer holds it."""
+        lease = self.s.lease_seconds if lease_seconds is None else lease_seconds
+        J = self.t.Job
+        ts = dbm.now()
+        with self.t.tx():
+            n = (J.update(lease_until=ts + lease)
+                 .where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING)).execute())
+        return bool(n)
+
+    def lost(self, leases: Iterable[tuple[str, str]]) -> set[str]:
+        """Of the given ``(job_id, token)`` pairs, the job ids whose lease is gone (killed, expired and
+        re-claimed, ...). A cheap read, polled often so a kill stops decoding quickly."""
+        pairs = dict(leases)
+        if not pairs:
+            return set()
+        J = self.t.Job
+        alive = {j.job_id for j in J.select(J.job_id, J.lease_token, J.status)
+                 .where(J.job_id.in_(list(pairs))) if j.status == dbm.DOING and j.lease_token == pairs[j.job_id]}
+        return set(pairs) - alive
+
+    def record_segment(self, job_id: str, token: str, op: str, index: int, segment: dict[str, Any]) -> bool:
+        """A segment closed: enqueue its ``hookURL_segment`` callback. False when the lease is lost."""
+        with self.t.tx():
+            job = self._leased(job_id, token)
+            if job is None:
+                return False
+            url = hooks_of(_loads(job.request)).segment.get(op)
+            queued = self._enqueue(job_id, cb.segment_msg_id(job_id, op, index), url,
+                                   cb.segment_body(job.vid, op, segment))
+        if queued:
+            self._wake_sender()
+        return True
+
+    def record_op(self, job_id: str, token: str, op: str, result: dict[str, Any]) -> bool:
+        """An op finished: enqueue its ``hookURL`` callback. False when the lease is lost."""
+        with self.t.tx():
+            job = self._leased(job_id, token)
+            if job is None:
+                return False
+            url = hooks_of(_loads(job.request)).op.get(op)
+            queued = self._enqueue(job_id, cb.op_msg_id(job_id, op), url, cb.op_body(job.vid, op, result))
+        if queued:
+            self._wake_sender()
+        return True
+
+    def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool:
+        """Enqueue an arbitrary callback of a leased job (the vframe task's begin/cuts/end)."""
+        with self.t.tx():
+            if self._leased(job_id, token) is None:
+                return False
+            queued = outbox.enqueue(self.t, job_id, f"{job_id}.{msg_id}", url, body,
+                                    chain=f"{job_id} {token}", window=self.s.callback_window)
+        if queued:
+            self._wake_sender()
+        return True
+
+    def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None,
+               error: str | None = None, retryable: bool = False) -> bool:
+        """End a leased job: FINISHED with ``result``, or FAILED with ``error`` (RESCHEDULED instead when
+        ``retryable`` and attempts remain). Writes the final callback. False when the lease is lost."""
+        J = self.t.Job
+        queued = False
+        with self.t.tx():
+            job = self._leased(job_id, token)
+            if job is None:
+                return False
+            ts = dbm.now()
+            common = dict(lease_token=None, lease_until=None, updated_at=ts)
+            if error is None:
+                self.t.JobResult.insert(job_id=job_id, result=_dumps(result or {})).on_conflict_replace().execute() \
+                    if not self._pg else \
+                    self.t.JobResult.insert(job_id=job_id, result=_dumps(result or {})).on_conflict(
+                        conflict_target=[self.t.JobResult.job_id],
+                        update={self.t.JobResult.result: _dumps(result or {})}).execute()
+                J.update(status=dbm.FINISHED, error=None, **common).where(J.seq == job.seq).execute()
+                queued = self._final_callback(job, result or {}, None)
+            elif retryable and job.attempts < job.max_attempts:
+                J.update(status=dbm.RESCHEDULED, error=error, run_after=ts + self.s.retry_delay,
+                         **common).where(J.seq == job.seq).execute()
+            else:
+                J.update(status=dbm.FAILED, error=error, **common).where(J.seq == job.seq).execute()
+                queued = self._final_callback(job, result, error)
+        if queued:
+            self._wake_sender()
+        return True
+
+    def release(self, job_id: str, token: str) -> bool:
+        """Give a lease back without charging an attempt (graceful shutdown): the job is RESCHEDULED."""
+        J = self.t.Job
+        with self.t.tx():
+            n = (J.update(status=dbm.RESCHEDULED, lease_token=None, lease_until=None, run_after=0.0,
+                          attempts=J.attempts - 1, updated_at=dbm.now())
+                 .where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING)).execute())
+        return bool(n)
+
+    def sweep(self) -> int:
+        """Expired leases: back to RESCHEDULED, or FAILED (with its final callback) when the attempts are
+        spent. Returns the number of jobs changed. Any process may run it; rows are locked, so at most one
+        sweeper changes a given job."""
+        J = self.t.Job
+        changed = 0
+        queued = False
+        if not J.select(J.seq).where((J.status == dbm.DOING) & (J.lease_until < dbm.now())).limit(1).exists():
+            return 0  # the usual case, answered without a write transaction
+        with self.t.tx():
+            ts = dbm.now()
+            q = J.select().where((J.status == dbm.DOING) & (J.lease_until < ts)).order_by(J.seq).limit(500)
+            for job in self._lock_rows(q, skip_locked=True):
+                common = dict(lease_token=None, lease_until=None, updated_at=ts)
+                cond = (J.seq == job.seq) & (J.status == dbm.DOING) & (J.lease_token == job.lease_token)
+                if job.attempts >= job.max_attempts:
+                    n = J.update(status=dbm.FAILED, error=LEASE_EXHAUSTED, **common).where(cond).execute()
+                    if n:
+                        queued |= self._final_callback(job, None, LEASE_EXHAUSTED)
+                else:
+                    n = J.update(status=dbm.RESCHEDULED, run_after=0.0, **common).where(cond).execute()
+                if n:
+                    log.info("lease expired", extra={"job": job.job_id, "attempts": job.attempts})
+                changed += n
+        if queued:
+            self._wake_sender()
+        return changed

@@ -1,0 +1,128 @@
+"""The callback sender: a background thread that delivers outbox rows (CONTRACT §7).
+
+Success is any 2xx within ``callback_timeout`` (10 s). Anything else is retried on the configured schedule
+(5 s, 30 s, 2 min, 10 min, 30 min, 1 h, ...) with jitter until ``callback_window`` (24 h) has passed; a
+``410 Gone`` stops retrying at once. Rows live in the database, so a restart resumes where it stopped.
+Each attempt re-checks the URL against the SSRF guard and connects only to the checked address.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import http.client
+
+from . import outbox, webhooks
+from .config import Settings
+from .db import Tables
+from .errors import UnsafeURL
+from .metrics import Metrics
+from .ssrf import Guard
+
+log = logging.getLogger("argus.sender")
+
+
+def post(guard: Guard, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST ``body`` as JSON; returns the HTTP status (redirects are not followed)."""
+    from urllib.parse import urlsplit
+
+    conn = guard.connection(url, timeout)
+    try:
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, body=body,
+                     headers={"Content-Type": "application/json", "User-Agent": "argus-webhook", **headers})
+        resp = conn.getresponse()
+        resp.read(65536)
+        return resp.status
+    finally:
+        conn.close()
+
+
+class Sender:
+    """Delivers due outbox rows with a small pool of threads; ``wake()`` makes it look at once."""
+
+    def __init__(self, tables: Tables, settings: Settings, guard: Guard, metrics: Metrics | None = None) -> None:
+        self.t = tables
+        self.s = settings
+        self.guard = guard
+        self.metrics = metrics or Metrics()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=settings.callback_senders, thread_name_prefix="argus-send")
+        self._slots = threading.Semaphore(settings.callback_senders)
+        self._thread = threading.Thread(target=self._loop, name="argus-sender", daemon=True)
+
+    def start(self) -> "Sender":
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _free(self) -> int:
+        n = 0
+        while self._slots.acquire(blocking=False):
+            n += 1
+        return n
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            free = self._free()
+            rows = []
+            try:
+                if free:
+                    rows = outbox.claim_due(self.t, free, hold=self.s.callback_timeout + 5)
+            except Exception:
+                log.exception("cannot read the outbox")
+            for _ in range(free - len(rows)):
+                self._slots.release()
+            for row in rows:
+                self._pool.submit(self._deliver_and_release, row)
+            if len(rows) < free or not free:
+                # Nothing more due (or every sender busy): sleep until woken or the next poll.
+                self._wake.wait(self.s.callback_poll)
+                self._wake.clear()
+
+    def _deliver_and_release(self, row: outbox.Delivery) -> None:
+        try:
+            self.deliver(row)
+        except Exception:
+            log.exception("delivery %s crashed", row.msg_id)
+        finally:
+            self._slots.release()
+            self._wake.set()
+
+    def deliver(self, row: outbox.Delivery) -> None:
+        """One attempt for one row, and its bookkeeping."""
+        body = row.body.encode()
+        status: int | None = None
+        try:
+            hdrs = webhooks.headers(self.s.webhook_secret, row.msg_id, body)
+            status = post(self.guard, row.url, body, hdrs, self.s.callback_timeout)
+            error = f"HTTP {status}"
+        except UnsafeURL as exc:
+            error = f"refused: {exc.detail}"
+        except (OSError, http.client.HTTPException) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if status is not None and 200 <= status < 300:
+            outbox.mark_delivered(self.t, row.seq, status)
+            self.metrics.add("callbacks_sent")
+            log.info("callback delivered", extra={"msg_id": row.msg_id, "status": status})
+            return
+        self.metrics.add("callback_failures")
+        if status == 410:
+            outbox.mark_gone(self.t, row.seq)
+            log.info("callback receiver gone (410); not retrying", extra={"msg_id": row.msg_id})
+            return
+        again = outbox.mark_failed(self.t, row.seq, status, error, self.s.callback_schedule, self.s.callback_jitter)
+        log.warning("callback failed", extra={"msg_id": row.msg_id, "error": error, "retry": again,
+                                               "attempt": row.attempts + 1})
