@@ -69,7 +69,7 @@ def test_bad_input(engine, bad_files, vids, kind, vframe, status, message):
 
 
 @pytest.mark.parametrize("ops,message", [([], "empty op"), ([{"op": "nope"}], "bad op"),
-                                         ([{"op": "terror"}], "bad op")])
+                                         ([{"op": "terror_complex"}], "bad op")])
 def test_unknown_or_missing_ops(engine, vids, ops, message):
     with pytest.raises(ArgusError) as err:
         engine.analyze(body(vids["photos"], ops=ops))

@@ -48,7 +48,10 @@ def op_classes(models_dir: Path | None = None) -> dict[str, Any]:
     except ImportError:
         return out
     for name, factory in manifest_ops(models_dir).items():
-        out.setdefault(name, factory)
+        if name in out:
+            # A user's own model for a built-in op (e.g. a real terror classifier) replaces ours.
+            log.info("op %s: the model manifest in the models folder replaces the built-in op", name)
+        out[name] = factory
     return out
 
 
