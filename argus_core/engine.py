@@ -130,6 +130,9 @@ class Engine:
 
     ``decoders``: decoder processes (default: CPU cores − 1, at least 1); ``workers``: inference processes
     (default 1); ``ops``: op names to load (default: every op whose models are present and verified).
+    Limits (CONTRACT §11): ``max_interval``, ``max_frames`` per job (samples spread evenly beyond it),
+    ``max_duration`` of a video in seconds, ``open_timeout`` for network sources, ``max_gap`` between
+    keyframe-mode samples.
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Engine:
         max_interval: float = 10.0,
         max_gap: float = 10.0,
         max_frames: int = 3000,
+        max_duration: float = 6 * 3600,
         open_timeout: float = 30.0,
         options: dict[str, Any] | None = None,
     ) -> None:
@@ -161,6 +165,7 @@ class Engine:
         self.max_interval = max_interval
         self.max_gap = max_gap
         self.max_frames = max_frames
+        self.max_duration = max_duration
         self.open_timeout = open_timeout
         self.unavailable: dict[str, str] = {}
         self._ops: dict[str, Any] = {}
@@ -246,6 +251,18 @@ class Engine:
     def child_pids(self) -> dict[str, list[int]]:
         """Process ids of the decoders and inference workers (for operators and fault tests)."""
         return {"decoders": [d.proc.pid for d in self._decoders], "workers": [w.proc.pid for w in self._workers]}
+
+    @property
+    def galleries(self) -> Any:
+        """Face galleries (:class:`argus_core.gallery.GalleryStore`, created on first use) under
+        ``options["galleries_dir"]``: groups, faces, search. Workers see changes on their next batch."""
+        store = self.__dict__.get("_galleries")
+        if store is None:
+            from .gallery import GalleryStore
+
+            store = self.__dict__.setdefault(
+                "_galleries", GalleryStore(options=self.options, models_dir=self.models_dir, threads=self.threads))
+        return store
 
     def close(self) -> None:
         """Stop every process and free the shared memory. Running jobs end with an error."""
@@ -521,7 +538,7 @@ class Engine:
                 st.decoder = d.index
                 samp = sampling_of(st.request, self.max_gap)
                 self._send(d, ("job", key, st.request.data.uri, samp, st.specs, self.open_timeout,
-                               self.max_frames))
+                               self.max_frames, self.max_duration))
         # hand free slots to busy decoders, fairly
         busy = [d for d in self._decoders if d.job is not None]
         if busy:

@@ -78,6 +78,16 @@ class CannotOpen(ArgusError):
     message = "cannot open the file"
 
 
+class VideoTooLong(InvalidRequest):
+    """The video is longer than the server's max duration (CONTRACT §11)."""
+
+    def __init__(self, max_seconds: float = 21600, *, detail: str = "") -> None:
+        super().__init__(f"video too long, max duration is {int(max_seconds)} s", detail=detail)
+
+    def __reduce__(self):
+        return (_rebuild, (InvalidRequest, self.message, self.detail))
+
+
 class OutOfMemory(ArgusError):
     status = 500
     message = "cannot allow memory"
@@ -100,3 +110,54 @@ class Saturated(ArgusError):
 
     status = 503
     message = "server busy, retry later"
+
+
+# -- face galleries (argus_core.gallery) ------------------------------------------------------------------
+class InvalidGroup(InvalidRequest):
+    """A gallery (group) name that is empty, too long, or not letters/digits/``_``/``-``/``.``."""
+
+    message = "invalid group name"
+
+
+class GroupNotFound(ArgusError):
+    status = 404
+    message = "group not found"
+
+
+class GroupExists(ArgusError):
+    status = 409
+    message = "group already exists"
+
+
+class FaceNotFound(ArgusError):
+    status = 404
+    message = "face not found"
+
+
+class FaceExists(ArgusError):
+    status = 409
+    message = "face id already exists"
+
+
+class InvalidFace(InvalidRequest):
+    """A face record the gallery cannot take (empty name, wrong embedding size …)."""
+
+    message = "invalid face"
+
+
+class BadImage(InvalidRequest):
+    """The image given to add a face cannot be decoded."""
+
+    message = "cannot decode image"
+
+
+class NoFace(InvalidRequest):
+    """Adding a face: the detector finds no face in the image."""
+
+    message = "no face in image"
+
+
+class ManyFaces(InvalidRequest):
+    """Adding a face: the image shows several faces (crop it to the one person)."""
+
+    message = "more than one face in image"

@@ -3,7 +3,7 @@
 Both talk to the parent over their own duplex pipe, with small tuples; pixels only ever travel through
 the shared-memory ring. Messages (parent → child / child → parent):
 
-decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames) | ("slots", [i, …]) | ("stop", key) | ("exit",)
+decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames, max_duration) | ("slots", [i, …]) | ("stop", key) | ("exit",)
 decoder  → ("meta", key, duration_ms, src_w, src_h) | ("frame", slot, key, seq, offset_ms)
            | ("done", key, frames, error_or_None, [unused slot, …])
 worker   ← ("params", key, {op: OpParams}) | ("frames", [(slot, key, seq, (op, …)), …]) | ("forget", key) | ("exit",)
@@ -88,7 +88,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int) 
                 return
             if not pending_jobs:
                 continue
-            _, key, uri, sampling, specs, timeout, max_frames = pending_jobs.popleft()
+            _, key, uri, sampling, specs, timeout, max_frames, max_duration = pending_jobs.popleft()
             stopped.discard(key)
             frames = 0
             error = None
@@ -102,6 +102,10 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int) 
                 from .sampler import duration_of
 
                 dur = duration_of(container, stream)
+                if max_duration and dur is not None and dur > max_duration:
+                    from .errors import VideoTooLong
+
+                    raise VideoTooLong(max_duration, detail=f"{dur:.0f} s")
                 conn.send(("meta", key, None if dur is None else int(dur * 1000), cc.width, cc.height))
 
                 def should_stop() -> bool:

@@ -40,7 +40,7 @@ def make_engine(settings: Settings) -> Any:
     factory = getattr(importlib.import_module(module), attr or "Engine")
     wanted = {"decoders": settings.decoders, "workers": settings.inference_workers,
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
-              "max_frames": settings.max_frames,
+              "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
               "options": {"data_dir": str(settings.data_dir)}}
     try:

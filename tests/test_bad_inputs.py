@@ -146,3 +146,10 @@ def test_cli_progress_bar_on_request(vids):
                        timeout=120)
     assert p.returncode == 0, p.stderr
     assert "100.0%" in p.stderr and "frames" in p.stderr
+
+
+def test_video_longer_than_the_limit(vids, no_leaks):
+    with Engine(decoders=1, workers=1, ops=["pulp"], max_duration=10) as e:
+        with pytest.raises(ArgusError) as err:
+            e.analyze(body(vids["photos"]))  # 15 s
+        assert (err.value.status, err.value.message) == (400, "video too long, max duration is 10 s")
