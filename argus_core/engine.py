@@ -399,7 +399,7 @@ class Engine:
             names = [o.op for o in req.ops]
             st = _JobState(
                 key=key, job=job, request=req, ops=names,
-                specs=unique_specs(s for n in names for s in self._ops[n].specs()),
+                specs=unique_specs(s for o in req.ops for s in self._ops[o.op].specs_for(o.params)),
                 aggs={o.op: OpAggregator(o.params, req.params.segment) for o in req.ops},
                 active=list(names),
             )

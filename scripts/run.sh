@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/argus ] || [ pyproject.toml -nt .venv/.installed ]; then
     [ -d .venv ] || "$PY" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -e '.[all]'
     touch .venv/.installed
 fi
 [ $# -gt 0 ] || set -- serve

@@ -73,6 +73,12 @@ class Op:
             out.append(FrameSpec(i.width, i.height, i.resize, i.max_side))
         return tuple(out)
 
+    def specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
+        """Renditions a job with these params needs (a subset of ``specs()``; by default all of them).
+
+        Lets an optional part of an op (a second-opinion model) cost decoder time only when asked for."""
+        return self.specs()
+
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         for m in self.models:
             if m not in self.loaded:
