@@ -14,6 +14,8 @@ Command line (used once after a conversion)::
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import logging
 import sys
@@ -108,6 +110,49 @@ class ModelError(Exception):
     """A model is missing, unreadable or fails its output check."""
 
 
+#: ``file`` values with this prefix name a file inside an installed package (kept out of this repository)
+PACKAGE_PREFIX = "package:"
+
+
+def package_file(ref: str, package: str = "", version: str = "") -> Path:
+    """Path of ``<import name>/<inner path>`` inside an installed package (the package is not imported).
+
+    With ``package``/``version`` (the distribution name and version of the manifest's ``source``), the
+    installed distribution must be that version."""
+    top, _, inner = ref.partition("/")
+    spec = importlib.util.find_spec(top) if top else None
+    if spec is None or not spec.submodule_search_locations:
+        hint = f" (pip install {package}=={version})" if package else ""
+        raise ModelError(f"package {top!r} is not installed{hint}")
+    if package and version:
+        try:
+            have = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            have = ""
+        if have and have != version:
+            raise ModelError(f"package {package} is version {have}, the manifest needs {version}")
+    path = Path(list(spec.submodule_search_locations)[0]) / inner
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    return path
+
+
+def model_path(folder: Path, manifest: Manifest) -> Path:
+    """Where the manifest's model file is: ``folder/file``, or inside a package (``package:`` files)."""
+    if manifest.file.startswith(PACKAGE_PREFIX):
+        return package_file(manifest.file[len(PACKAGE_PREFIX):], manifest.source.package,
+                            manifest.source.version)
+    path = Path(folder) / manifest.file
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    return path
+
+
+def check_file_hash(path: Path, want: str, what: str) -> None:
+    if want and file_sha256(path) != want:
+        raise ModelError(f"{what}: {path} does not have the recorded sha256")
+
+
 def load_manifest(folder: Path) -> Manifest:
     path = Path(folder) / "manifest.json"
     try:
@@ -152,8 +197,10 @@ def check_size(spec: InputSpec) -> tuple[int, int]:
 def run_check(folder: Path, manifest: Manifest, session: Any | None = None) -> Check:
     """Run the model on the fixed image and summarise its outputs."""
     if session is None:
-        session = open_session(Path(folder) / manifest.file)
+        session = open_session(model_path(Path(folder), manifest))
     w, h = check_size(manifest.input)
+    if manifest.check is not None and not (manifest.input.width and manifest.input.height):
+        w, h = manifest.check.input_size  # a dynamic-size model may need e.g. multiples of 32
     tensor = to_tensor(fixed_image(w, h)[None], manifest.input)
     names = [o.name for o in session.get_outputs()]
     values = session.run(names, {manifest.input.name: tensor})
@@ -219,20 +266,20 @@ def _main(argv: list[str]) -> int:
     folders = [Path(a) for a in argv[1:] if a != "--write"]
     rc = 0
     for folder in folders:
-        manifest = load_manifest(folder)
-        if write:
-            raw = json.loads((folder / "manifest.json").read_text())
-            raw["check"] = msgspec.to_builtins(run_check(folder, manifest))
-            raw["sha256"] = file_sha256(folder / manifest.file)
-            (folder / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-            print(f"{folder}: check written")
-        else:
-            try:
+        try:
+            manifest = load_manifest(folder)
+            if write:
+                raw = json.loads((folder / "manifest.json").read_text())
+                raw["check"] = msgspec.to_builtins(run_check(folder, manifest))
+                raw["sha256"] = file_sha256(model_path(folder, manifest))
+                (folder / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+                print(f"{folder}: check written")
+            else:
                 verify(folder, manifest)
                 print(f"{folder}: ok")
-            except ModelError as exc:
-                print(f"{folder}: FAILED {exc}")
-                rc = 1
+        except ModelError as exc:
+            print(f"{folder}: FAILED {exc}")
+            rc = 1
     return rc
 
 

@@ -116,7 +116,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """List ops, their models, licences and readiness."""
+    """List ops, their models, licences and readiness (or ``check [--write] FOLDER…``)."""
+    if args.check:
+        if args.check[0] != "check":
+            print("usage: argus models [--json] | argus models check [--write] FOLDER...", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        from argus_core.models import _main as check_main
+
+        return check_main(args.check + (["--write"] if args.write else []))
     from argus_core.catalog import catalog
 
     rows = catalog()
@@ -141,8 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     _analyze_parser(sub)
-    m = sub.add_parser("models", help="list ops, models, licences and whether each is ready")
+    m = sub.add_parser("models", help="list ops, models, licences and whether each is ready; "
+                                      "`argus models check [--write] models/<name>` verifies a model")
     m.add_argument("--json", action="store_true")
+    m.add_argument("check", nargs="*", help=argparse.SUPPRESS)
+    m.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("serve", help="run the HTTP API (see `argus serve --help`)")
     sub.add_parser("worker", help="run a queue worker (see `argus worker --help`)")
     args = parser.parse_args(argv)

@@ -11,7 +11,8 @@ import msgspec
 import numpy as np
 
 from ..frames import Frame, FrameSpec
-from ..models import MODELS_DIR, Manifest, ModelError, load_manifest, open_session, to_tensor, verify
+from ..models import (MODELS_DIR, PACKAGE_PREFIX, Manifest, ModelError, check_file_hash, load_manifest, model_path,
+                      open_session, to_tensor, verify)
 from ..request import OpParams
 from ..result import Label
 
@@ -31,7 +32,10 @@ class Model:
     def __init__(self, folder: Path, *, providers: list[str] | None = None, threads: int = 1) -> None:
         self.folder = Path(folder)
         self.manifest: Manifest = load_manifest(self.folder)
-        self.session = open_session(self.folder / self.manifest.file, providers, threads)
+        path = model_path(self.folder, self.manifest)
+        if self.manifest.file.startswith(PACKAGE_PREFIX):
+            check_file_hash(path, self.manifest.sha256, self.manifest.name)
+        self.session = open_session(path, providers, threads)
         verify(self.folder, self.manifest, self.session)
         self.input_name = self.manifest.input.name
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -39,17 +39,13 @@ hash is stable), and so is the package's version against ``source.version``.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import msgspec
 import numpy as np
 
 from ..frames import Frame, FrameSpec, centre_crop
@@ -58,12 +54,7 @@ from ..models import (
     InputSpec,
     Manifest,
     ModelError,
-    file_sha256,
     fixed_image,
-    load_manifest,
-    open_session,
-    run_check,
-    verify,
 )
 from ..request import OpParams
 from ..result import Label
@@ -71,64 +62,13 @@ from .base import CutOutput, Model, Op
 
 log = logging.getLogger("argus.ops.generic")
 
-PACKAGE_PREFIX = "package:"
 #: op names a manifest may declare
 OP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-# -- model files (in the folder or inside an installed package) -------------------------------------------
-def package_file(ref: str, package: str = "", version: str = "") -> Path:
-    """Path of ``<import name>/<inner path>`` inside an installed package (the package is not imported).
-
-    With ``package``/``version`` (the distribution name and version of the manifest's ``source``), the
-    installed distribution must be that version."""
-    top, _, inner = ref.partition("/")
-    spec = importlib.util.find_spec(top) if top else None
-    if spec is None or not spec.submodule_search_locations:
-        hint = f" (pip install {package}=={version})" if package else ""
-        raise ModelError(f"package {top!r} is not installed{hint}")
-    if package and version:
-        try:
-            have = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            have = ""
-        if have and have != version:
-            raise ModelError(f"package {package} is version {have}, the manifest needs {version}")
-    path = Path(list(spec.submodule_search_locations)[0]) / inner
-    if not path.is_file():
-        raise ModelError(f"model file missing: {path}")
-    return path
-
-
-def model_path(folder: Path, manifest: Manifest) -> Path:
-    """Where the manifest's model file is: ``folder/file``, or inside a package (``package:`` files)."""
-    if manifest.file.startswith(PACKAGE_PREFIX):
-        return package_file(manifest.file[len(PACKAGE_PREFIX):], manifest.source.package,
-                            manifest.source.version)
-    path = Path(folder) / manifest.file
-    if not path.is_file():
-        raise ModelError(f"model file missing: {path}")
-    return path
-
-
-def check_file_hash(path: Path, want: str, what: str) -> None:
-    if want and file_sha256(path) != want:
-        raise ModelError(f"{what}: {path} does not have the recorded sha256")
-
-
-class ManifestModel(Model):
-    """:class:`Model` that also accepts ``package:`` files (verified by file hash and output check)."""
-
-    def __init__(self, folder: Path, *, providers: list[str] | None = None, threads: int = 1) -> None:
-        self.folder = Path(folder)
-        self.manifest = load_manifest(self.folder)
-        path = model_path(self.folder, self.manifest)
-        if self.manifest.file.startswith(PACKAGE_PREFIX):
-            check_file_hash(path, self.manifest.sha256, self.manifest.name)
-        self.session = open_session(path, providers, threads)
-        verify(self.folder, self.manifest, self.session)
-        self.input_name = self.manifest.input.name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+# Model files may live inside an installed package ("package:" files); models.py resolves them for every
+# model, so the plain Model class serves manifest ops too.
+ManifestModel = Model
 
 
 # -- fitting frame views to a fixed model input ------------------------------------------------------------
@@ -435,36 +375,3 @@ def manifest_ops(models_dir: Path | None = None) -> dict[str, type[ManifestOp]]:
             "__module__": __name__,
         })
     return out
-
-
-# -- command line: check manifests whose file may live in a package -------------------------------------------
-def _main(argv: list[str]) -> int:
-    """``python -m argus_core.ops.generic check [--write] models/<name>...`` — like ``argus_core.models``
-    but also for ``package:`` files (``--write`` records the output check and the file's sha256)."""
-    if len(argv) < 2 or argv[0] != "check":
-        print(_main.__doc__, file=sys.stderr)
-        return 2
-    write = "--write" in argv
-    rc = 0
-    for folder in (Path(a) for a in argv[1:] if a != "--write"):
-        try:
-            manifest = load_manifest(folder)
-            path = model_path(folder, manifest)
-            if write:
-                session = open_session(path)
-                raw = json.loads((folder / "manifest.json").read_text())
-                raw["check"] = msgspec.to_builtins(run_check(folder, manifest, session))
-                raw["sha256"] = file_sha256(path)
-                (folder / "manifest.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
-                print(f"{folder}: check written")
-            else:
-                ManifestModel(folder)
-                print(f"{folder}: ok")
-        except ModelError as exc:
-            print(f"{folder}: FAILED {exc}")
-            rc = 1
-    return rc
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))

@@ -32,7 +32,8 @@ from ..models import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
-from .generic import ManifestModel, check_file_hash, package_file
+from ..models import check_file_hash, package_file
+from .base import Model as ManifestModel
 
 #: text the load-time self-check draws and must read back
 SELF_CHECK_TEXT = "ARGUS 2024 OCR"

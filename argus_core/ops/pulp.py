@@ -23,7 +23,9 @@ from ..models import Manifest, ModelError, load_manifest
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op, stack_views
-from .generic import ManifestModel, model_path, truthy
+from ..models import model_path
+from .base import Model as ManifestModel
+from .generic import truthy
 
 log = logging.getLogger("argus.ops.pulp")
 
