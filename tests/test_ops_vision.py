@@ -334,10 +334,24 @@ def test_text_evidence_hook():
         terror_mod.keyword_lists("jihad")
 
 
-def test_keywords_without_ocr_stay_unsupported(caplog):
-    # the OCR reader is a hook; until it exists, configured keywords must not make text look supported
-    op = create_op("terror", options={"terror_keywords": ["x"]})
-    assert "special_characters" in op.unsupported and "no OCR reader" in caplog.text
+def test_text_evidence_from_ocr_keywords():
+    # configured keywords are read by the ocr op's real model; a photo with the words drawn on it is
+    # terror "1" special_characters, the same photo without them is "0" (CONTRACT §3: evidence only)
+    pytest.importorskip("rapidocr")
+    from skimage import data
+
+    from .test_ocr import with_subtitle
+
+    op = create_op("terror", options={"terror_keywords": ["attack"]})
+    assert "special_characters" in op.supported_groups and "special_characters" not in op.unsupported
+    op.load()
+    img, _box = with_subtitle(data.coffee(), "Attack at dawn", 640, 360)
+    plain, _ = with_subtitle(data.coffee(), "Coffee at dawn", 640, 360)
+    specs = op.specs()
+    frames = [Frame(0, 640, 360, {sp: resize(im, *sp.size_for(640, 360)) for sp in specs}) for im in (img, plain)]
+    hit, miss = op.infer(frames, [OpParams(other={"detail": True})] * 2)
+    assert hit.result["label"] == 1 and hit.result["class"] == "special_characters"
+    assert miss.result["label"] == 0
     with pytest.raises(ValueError):
         create_op("terror", options={"terror_scripts": ["klingon"]})
 

@@ -7,8 +7,8 @@ only *evidence*, and say which kinds they cannot see:
 * weapon-like ImageNet classes from MobileNetV2 (the ``image_label`` model) — whole-image classes with
   **no box** (``pts: []``): assault rifle, rifle, revolver, cleaver, cannon, tank, half track, missile,
   projectile, military uniform, bulletproof vest;
-* text from OCR matching operator-configured keyword lists / scripts — a hook only (:func:`ocr_reader`),
-  live once the ``ocr`` op provides a reader.
+* text from OCR matching operator-configured keyword lists / scripts (:func:`ocr_reader`, the ``ocr`` op's
+  model), when the operator configures them.
 
 Evidence is grouped into the detail classes of the original ``terror`` API (``video-terror-api-v1.md``):
 ``knives`` (knife, cleaver), ``guns`` (assault rifle, rifle, revolver), ``special_clothing`` (military
@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 
 from ..detection import corner_points
-from ..frames import Frame
+from ..frames import Frame, FrameSpec
 from ..imagenet import class_indices
 from ..models import ModelError
 from ..request import OpParams
@@ -175,14 +175,22 @@ def text_evidence(lines: Sequence[TextLine], keywords: Mapping[str, Sequence[str
 OcrReader = Callable[[Sequence[Frame]], list[list[TextLine]]]
 
 
-def ocr_reader(options: Mapping[str, Any]) -> OcrReader | None:
-    """HOOK for OCR text evidence: a function reading the text lines of each frame, or None.
+def ocr_reader(models_dir: Any, options: Mapping[str, Any]) -> tuple[OcrReader, Any] | None:
+    """OCR text evidence: (a function reading the text lines of each frame, the ``ocr`` op behind it), or
+    None when OCR is not installed or its model fails its check (text evidence then stays unsupported)."""
+    try:
+        from .ocr import OcrOp
 
-    The ``ocr`` op (``argus_core/ops/ocr.py``, written separately) is to provide it; wire it here, and add
-    its rendition to :meth:`TerrorBase.specs`. Until then this returns None, and text evidence stays listed
-    as unsupported even when ``terror_keywords`` / ``terror_scripts`` are configured.
-    """
-    return None
+        ocr = OcrOp(models_dir, options)
+    except Exception as exc:  # rapidocr missing, or its manifest / files do not match
+        log.warning("terror: OCR unavailable, text evidence stays unsupported: %s", exc)
+        return None
+
+    def read(frames: Sequence[Frame]) -> list[list[TextLine]]:
+        return [[TextLine(t["text"], float(t["score"]), list(t["pts"])) for t in lines]
+                for lines in ocr.read_frames(frames)]
+
+    return read, ocr
 
 
 # -- the ops -----------------------------------------------------------------------------------------------
@@ -192,7 +200,8 @@ class TerrorBase(VisionOp):
     """Gathers the evidence of each frame (no ``name``: not an op itself).
 
     Operator options (``Engine(options=...)``): ``terror_keywords`` (a list, or ``{class: [keywords]}``)
-    and ``terror_scripts`` (e.g. ``["arabic"]``) — text evidence, used only when an OCR reader exists.
+    and ``terror_scripts`` (e.g. ``["arabic"]``) — text evidence read by the ``ocr`` op's model (the frames
+    then also get OCR's rendition, and OCR runs on every frame of these ops).
     """
 
     models = ("mobilenetv2", "nanodet")
@@ -212,7 +221,8 @@ class TerrorBase(VisionOp):
         unknown = [s for s in self.scripts if s not in SCRIPT_RANGES]
         if unknown:
             raise ValueError(f"terror_scripts: unknown {unknown} (one of {list(SCRIPT_RANGES)})")
-        self._reader = ocr_reader(self.options) if (self.keywords or self.scripts) else None
+        wired = ocr_reader(self.models_dir, self.options) if (self.keywords or self.scripts) else None
+        self._reader, self._ocr = wired if wired is not None else (None, None)
         if (self.keywords or self.scripts) and self._reader is None:
             log.warning("%s: terror_keywords/terror_scripts configured but no OCR reader: text evidence "
                         "stays unsupported", self.name)
@@ -225,6 +235,15 @@ class TerrorBase(VisionOp):
         self.unsupported = [c for c in ORIGINAL_CLASSES if c not in groups]
         #: evidence classes (what terror_detect reports)
         self.supported = list(COCO_EVIDENCE) + list(IMAGENET_EVIDENCE) + (["text"] if self._reader else [])
+
+    def specs(self) -> tuple[FrameSpec, ...]:
+        own = super().specs()
+        return own + self._ocr.specs() if self._ocr is not None else own
+
+    def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
+        super().load(providers, threads)
+        if self._ocr is not None:
+            self._ocr.load(providers, threads)
 
     def evidence(self, frames: Sequence[Frame]) -> list[list[Evidence]]:
         """Every piece of evidence per frame, best first (callers apply thresholds): boxes and text down to
