@@ -9,7 +9,8 @@ from .models import ModelError
 from .ops import check_ready, create_op, op_classes
 
 
-def catalog(models_dir: Path | None = None, verify: bool = True) -> list[dict[str, Any]]:
+def catalog(models_dir: Path | None = None, verify: bool = True,
+            options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per op: ``{op, description, ready, reason, models: [{name, source, licence}]}``.
 
     With ``verify`` each model is loaded and checked against its recorded outputs (a few hundred ms each).
@@ -19,7 +20,7 @@ def catalog(models_dir: Path | None = None, verify: bool = True) -> list[dict[st
         row: dict[str, Any] = {"op": name, "description": cls.description, "models": [], "ready": False,
                                "reason": ""}
         try:
-            op = create_op(name, models_dir)
+            op = create_op(name, models_dir, options)
         except ModelError as exc:
             row["reason"] = str(exc)
             rows.append(row)

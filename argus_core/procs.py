@@ -31,7 +31,6 @@ log = logging.getLogger("argus.procs")
 def _child_setup() -> None:
     # The parent handles Ctrl-C and tells children to exit; a child dying on SIGINT would look like a crash.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _error_tuple(exc: BaseException) -> tuple[str, str, str]:

@@ -69,25 +69,6 @@ def _models(fn: Any, *args: Any, **kw: Any) -> Any:
         raise FacesUnavailable(detail=str(exc)) from None
 
 
-def _search_image(store: Any, group: str, image: bytes, threshold: float) -> list[dict[str, Any]]:
-    """``GalleryStore.search_image`` without its lock re-entry: that method holds ``_pipeline_lock`` while
-    calling ``pipeline()``, which takes the same (non-reentrant) lock, and hangs. Same steps, lock once.
-    TODO(argus_core): drop this once search_image is fixed."""
-    import numpy as np
-
-    from argus_core.gallery import decode_image
-
-    img = decode_image(image)
-    pipeline = store.pipeline()
-    with store._pipeline_lock:
-        faces = pipeline.analyze(img)
-    if not faces:
-        return []
-    matches = store.search(group, np.stack([f.embedding for f in faces]), threshold)
-    return [{"box": [round(float(v), 1) for v in f.box], "score": f.score, "match": m}
-            for f, m in zip(faces, matches)]
-
-
 def _public(info: dict[str, Any], gid: str) -> dict[str, Any]:
     return {**info, "group": gid}
 
@@ -188,7 +169,7 @@ class GroupResource(GroupsResource):
         image = fetch_bytes(data["uri"], self.svc.s, self.svc.guard)
         store, name = self._store(), scoped(gid, _uid(req))
         store.group_info(name)  # 404 before any model work
-        faces = _models(_search_image, store, name, image, float(threshold))
+        faces = _models(store.search_image, name, image, float(threshold))
         out = []
         for f in faces:
             m = f["match"]
