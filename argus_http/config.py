@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, kw_only=True):
     max_duration: float = 6 * 3600.0
     max_download: int = 2 * 1024 * MiB
     max_frames: int = 3000
+    #: operator settings handed to the ops (see README "Ops"): e.g. ``politician_gallery``,
+    #: ``terror_keywords``, ``ocr_keywords``, ``galleries_dir``. Config file only (a table / object).
+    op_options: dict[str, Any] = {}
     # -- remote worker (``argus worker --queue-url``) ------------------------------------------------
     queue_url: str = ""
     access_key: str = ""

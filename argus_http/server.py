@@ -42,7 +42,7 @@ def make_engine(settings: Settings) -> Any:
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
               "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
-              "options": {"data_dir": str(settings.data_dir)}}
+              "options": {"data_dir": str(settings.data_dir), **settings.op_options}}
     try:
         params = inspect.signature(factory).parameters
         accepts_all = any(p.kind is p.VAR_KEYWORD for p in params.values())

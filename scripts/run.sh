@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up Argus in ./.venv (first run only) and run the `argus` command.
-#   bash scripts/run.sh                      → argus serve (HTTP API on 127.0.0.1:8000, SQLite in ./data)
+#   bash scripts/run.sh                      → argus serve (HTTP API on 127.0.0.1:9000, SQLite in ./argus-data)
 #   bash scripts/run.sh analyze movie.mp4 --op pulp
 set -euo pipefail
 cd "$(dirname "$0")/.."
