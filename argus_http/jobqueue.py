@@ -105,6 +105,11 @@ class JobQueue:
         self.outbox_listeners: list[Callable[[], None]] = []
         self._pg = dbm.is_postgres(tables.db)
 
+    def close_thread(self) -> None:
+        """Close the calling thread's database connection (peewee keeps one per thread): job threads call
+        this when they end, so neither connections nor PostgreSQL server processes pile up."""
+        self.t.close()
+
     # -- helpers ---------------------------------------------------------------------------------
     def _lock_rows(self, q: pw.Select, skip_locked: bool = False) -> pw.Select:
         # SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL needs row locks.

@@ -224,6 +224,9 @@ class Runner:
                 self.running.pop(r.lease.job_id, None)
             self.metrics.add("jobs_run")
             self._wake.set()
+            close = getattr(self.backend, "close_thread", None)  # this thread's DB connection
+            if close is not None:
+                close()
 
     def _end(self, r: _Running, result: dict[str, Any] | None = None, error: str | None = None,
              retry: bool = False, detail: str = "") -> None:
