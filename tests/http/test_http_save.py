@@ -23,6 +23,16 @@ def test_keys_cannot_escape_the_store(tmp_path: Path) -> None:
     assert not list((tmp_path / "s" / "x").glob(".tmp-*"))
 
 
+def test_fsspec_store() -> None:
+    # any fsspec URL works as the store (CONTRACT §10); fsspec's in-memory filesystem is a real one
+    fsspec = __import__("pytest").importorskip("fsspec")
+    store = FrameStore("memory://argus-frames/run1")
+    uri = store.put("pre/../vid/0.jpg", b"\xff\xd8jpeg")
+    assert uri == "memory:///argus-frames/run1/pre/vid/0.jpg"
+    with fsspec.open(uri, "rb") as fh:
+        assert fh.read() == b"\xff\xd8jpeg"
+
+
 def test_jpeg_round_trip() -> None:
     img = np.zeros((48, 64, 3), np.uint8)
     img[:, 32:] = (250, 10, 10)
