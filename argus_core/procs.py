@@ -51,8 +51,12 @@ def rebuild_error(t: tuple[str, str, str]) -> ArgusError:
 
 
 # -- decoder ----------------------------------------------------------------------------------------
-def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int) -> None:
-    """One video at a time: sample it, convert each frame into a granted ring slot, post the index."""
+def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
+                 frame_threads: bool | None = None) -> None:
+    """One video at a time: sample it, convert each frame into a granted ring slot, post the index.
+
+    ``frame_threads``: None lets the sampler decide per file; False never uses FFmpeg frame threads (no
+    core is spare for them)."""
     _child_setup()
     from .ring import FrameRing
     from .sampler import Converter, iter_interval, iter_keyframes, map_av_error, open_video
@@ -116,7 +120,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int) 
                     it = iter_keyframes(container, stream, sampling, should_stop,
                                         reopen=lambda: open_video(uri, timeout))
                 else:
-                    it = iter_interval(container, stream, sampling, should_stop, max_frames)
+                    it = iter_interval(container, stream, sampling, should_stop, max_frames, frame_threads)
                 for offset_ms, frame in it:
                     while not granted and key not in stopped:
                         if not drain(block=True):
@@ -195,6 +199,17 @@ def worker_main(
             ops[name] = op
         except Exception as exc:
             problems[name] = f"{type(exc).__name__}: {exc}"
+    warmed: set[int] = set()
+    for name, op in list(ops.items()):
+        for model in op.loaded.values():
+            if id(model) in warmed or not hasattr(model, "warmup"):
+                continue
+            warmed.add(id(model))
+            try:
+                model.warmup(max_batch)
+            except Exception as exc:  # a model that cannot run a batch cannot serve its op
+                problems[name] = f"warm-up failed: {type(exc).__name__}: {exc}"
+                ops.pop(name, None)
     info = {"pid": os.getpid(), "device": device.name, "cupy_imported": "cupy" in sys.modules}
     conn.send(("ready", info, problems))
 

@@ -43,6 +43,16 @@ class Model:
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: tensor})
 
+    def warmup(self, batch: int) -> None:
+        """Run once on a full batch of blank frames, so the runtime's memory arena reaches its steady
+        size at start-up: memory then stays flat whatever the video length (and the first real batch
+        is not slow). Dynamic-size inputs are left alone."""
+        i = self.manifest.input
+        if not (i.width and i.height) or batch < 1:
+            return
+        images = np.zeros((batch, i.height, i.width, 3), dtype=np.uint8)
+        self.run_images(images)
+
     def run_images(self, images: np.ndarray) -> list[np.ndarray]:
         """Run on RGB uint8 images ``[N,H,W,3]`` at the input size, with the manifest's normalisation."""
         return self.run(to_tensor(images, self.manifest.input))
