@@ -36,6 +36,8 @@ from .request import Sampling
 log = logging.getLogger("argus.sampler")
 
 StopCheck = Callable[[], bool]
+#: seek forward only past this many frames (cheaper to decode through fewer)
+SEEK_MIN_FRAMES = 12
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
 _UNREACHABLE = {
@@ -202,7 +204,8 @@ def iter_interval(
             prev, ahead = ahead, None
         if ahead is None and not eof:
             position = prev[0] if prev is not None else -math.inf
-            if decoder is None or _worth_seeking(position, target, keys, last_key, gop_guess):
+            if decoder is None or _worth_seeking(position, target, keys, last_key, gop_guess,
+                                                 min_skip=SEEK_MIN_FRAMES * clock.frame_dur):
                 landed_before = position
                 try:
                     container.seek(clock.ts(target), stream=stream, backward=True, any_frame=False)
@@ -233,6 +236,8 @@ def iter_interval(
                 first = False
                 if t <= target + 1e-6:
                     prev = (t, frame)
+                    if t >= target - 1e-6:
+                        break  # this frame is shown at the target: no need to decode the next one
                 else:
                     ahead = (t, frame)
                     break
@@ -245,13 +250,15 @@ def iter_interval(
 
 
 def _worth_seeking(position: float, target: float, keys: Sequence[float], last_key: float,
-                   gop_guess: float) -> bool:
-    """Seek only if a keyframe lies after the current position and at or before the target."""
+                   gop_guess: float, min_skip: float = 0.0) -> bool:
+    """Seek only if a keyframe lies after the current position and at or before the target, and far
+    enough ahead (``min_skip`` s) that skipping to it saves more than a seek costs (a decoder flush,
+    which with frame threads also throws away the frames already being decoded ahead)."""
     if position == -math.inf:
         return target > 0
     if keys:
         i = bisect.bisect_right(keys, target + 1e-6) - 1
-        return i >= 0 and keys[i] > position + 1e-6
+        return i >= 0 and keys[i] > position + max(min_skip, 1e-6)
     # No index: guess from the keyframes seen so far; unknown GOP → try seeking for gaps over 1 s.
     gop = gop_guess or 1.0
     return target - position > gop and target - last_key > gop
@@ -312,10 +319,11 @@ def iter_keyframes(
         emitted_any = True
         yield ms(t), frame
 
+    end_ts = clock.ts(end + 1) if math.isfinite(end) else None
     for packet in container.demux(stream):
         if stop():
             return
-        if packet.pts is not None and float((packet.pts - clock.start) * clock.tb) >= end + 1:
+        if end_ts is not None and packet.pts is not None and packet.pts >= end_ts:
             break
         if not packet.is_keyframe and packet.size:
             continue
