@@ -133,7 +133,9 @@ class Engine:
     (default 1); ``ops``: op names to load (default: every op whose models are present and verified).
     Limits (CONTRACT §11): ``max_interval``, ``max_frames`` per job (samples spread evenly beyond it),
     ``max_duration`` of a video in seconds, ``open_timeout`` for network sources, ``max_gap`` between
-    keyframe-mode samples.
+    keyframe-mode samples. ``frame_threads``: FFmpeg frame threads in the decoders; None (default) turns
+    them off when decoders and workers already take every core (they would only steal from inference)
+    and otherwise lets the sampler decide per file; True / False force them.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class Engine:
         max_duration: float = 6 * 3600,
         open_timeout: float = 30.0,
         options: dict[str, Any] | None = None,
+        frame_threads: bool | None = None,
     ) -> None:
         cores = os.cpu_count() or 1
         self.n_decoders = max(1, decoders if decoders is not None else cores - 1)
@@ -184,9 +187,12 @@ class Engine:
         self.slot_bytes = max(slot_bytes_for(all_specs), 64)
         self.n_slots = slots or max(8, 2 * self.max_batch * self.n_workers + 2 * self.n_decoders)
         self._ctx = mp.get_context("spawn")
-        # FFmpeg frame threads: the sampler decides per file (None). Measured on 2 cores with one decoder
-        # and one worker, dense sampling still gained from them (0.92× vs 0.85× of the ideal overlap).
-        self._frame_threads: bool | None = None
+        # Measured on 2 cores (one decoder, one worker, dense 720p sampling, bench/RESULTS.md): without
+        # frame threads the pipeline reached 0.85–0.94× of the ideal overlap, with them 0.73–0.87×, and
+        # used 3–10 % more CPU for the same frames. With a spare core they pay (sampler decides per file).
+        if frame_threads is None and cores <= self.n_decoders + self.n_workers:
+            frame_threads = False
+        self._frame_threads: bool | None = frame_threads
         self._ring = FrameRing.create(self.n_slots, self.slot_bytes)
         self._slot_state = [_FREE] * self.n_slots
         self._free: deque[int] = deque(range(self.n_slots))

@@ -328,7 +328,10 @@ class OverlapBench:
         self.imgs = stage_decode(path, interval, seconds, keep=True)
         self.frames = len(self.imgs)
         self.side_by_side = ParallelStages(path, interval, seconds)
-        self.engine = Engine(decoders=decoders, workers=workers, max_batch=max_batch, ops=["pulp"])
+        # ARGUS_BENCH_FRAME_THREADS=on|off overrides the Engine's own rule, for A/B runs
+        ft = {"on": True, "off": False}.get(os.environ.get("ARGUS_BENCH_FRAME_THREADS", ""))
+        self.engine = Engine(decoders=decoders, workers=workers, max_batch=max_batch, ops=["pulp"],
+                             frame_threads=ft)
         self.engine_cfg = {"decoders": decoders, "workers": workers, "max_batch": max_batch}
         self.request = engine_request(path, interval, seconds)
         res = self.engine.analyze(self.request)  # warm-up, and a check it analysed every frame

@@ -51,7 +51,10 @@ class Model:
         if not (i.width and i.height) or batch < 1:
             return
         images = np.zeros((batch, i.height, i.width, 3), dtype=np.uint8)
-        self.run_images(images)
+        # Twice: onnxruntime's arena keeps growing on the second run at a new batch size (+15 MB for
+        # pulp, then flat), and memory must not depend on whether a job ever fills a batch.
+        for _ in range(2):
+            self.run_images(images)
 
     def run_images(self, images: np.ndarray) -> list[np.ndarray]:
         """Run on RGB uint8 images ``[N,H,W,3]`` at the input size, with the manifest's normalisation."""
