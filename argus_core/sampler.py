@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import bisect
 import errno
+import itertools
 import logging
 import math
 import os
+from collections import deque
 from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
@@ -118,6 +120,10 @@ class Clock:
         self._last = t
         return t
 
+    def of(self, ts: int) -> float:
+        """A stream timestamp → seconds."""
+        return float((ts - self.start) * self.tb)
+
     def ts(self, seconds: float) -> int:
         """Seconds → a stream timestamp (for seeking)."""
         return int(self.start + seconds / self.tb)
@@ -145,24 +151,120 @@ def ms(seconds: float) -> int:
 
 
 # -- mode 0 -----------------------------------------------------------------------------------------
+class Grid:
+    """The mode-0 sampling grid ``k·step`` inside ``[start, end)`` (``end`` may be infinite: live sources)."""
+
+    def __init__(self, s: Sampling, duration: float | None, max_frames: int = 0) -> None:
+        step = s.interval
+        end = s.ss + s.t if s.t else math.inf
+        if duration is not None:
+            end = min(end, duration)
+        if max_frames and math.isfinite(end) and (end - s.ss) / step > max_frames:
+            # CONTRACT §11: a grid that would exceed max_frames is widened to spread evenly over the window
+            step = math.ceil((end - s.ss) / max_frames * 1000) / 1000
+        self.step, self.end = step, end
+        self.k0 = math.ceil(s.ss / step - 1e-9)
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        k = self.k0
+        while k * self.step < self.end:
+            yield int(round(k * self.step * 1000)), k * self.step
+            k += 1
+
+    def at_or_after(self, t: float) -> float | None:
+        """The first grid time ≥ ``t`` (within a microsecond), None past the end."""
+        k = max(self.k0, math.ceil((t - 1e-6) / self.step - 1e-9))
+        return k * self.step if k * self.step < self.end else None
+
+
 def interval_targets(s: Sampling, duration: float | None, max_frames: int = 0) -> Iterator[tuple[int, float]]:
     """(offset_ms, seconds) of the grid points ``k·interval`` inside the window and the video.
 
     With ``max_frames`` and a known duration, a grid that would exceed it is widened so the samples spread
     evenly over the window (CONTRACT §11)."""
-    step = s.interval
-    end = s.ss + s.t if s.t else math.inf
-    if duration is not None:
-        end = min(end, duration)
-    if max_frames and math.isfinite(end) and (end - s.ss) / step > max_frames:
-        step = math.ceil((end - s.ss) / max_frames * 1000) / 1000
-    k = math.ceil(s.ss / step - 1e-9)
-    while True:
-        t = k * step
-        if t >= end:
-            return
-        yield int(round(k * step * 1000)), t
-        k += 1
+    return iter(Grid(s, duration, max_frames))
+
+
+def decode_needed(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    clock: Clock,
+    grid: Grid,
+) -> Iterator[av.VideoFrame]:
+    """Decode forward like ``container.decode(stream)``, but let FFmpeg drop the non-reference frames
+    (most B-frames) that no grid target will show.
+
+    A frame is shown at target ``T`` when it has the largest pts ≤ ``T``. Packets arrive in decode order
+    with ``pts ≥ dts`` and ``dts`` rising, so once a packet with ``dts > T`` has been read, every frame
+    shown at or before ``T`` is known: packets are held back until that is so, then sent to the decoder
+    with ``skip_frame`` NONREF unless their frame is some target's. Reference frames are always decoded
+    (later frames need them), so what comes out is exact, only fewer frames. Measured on the benchmark
+    files (x264 veryfast, 3 B-frames): 20–40 % less decoder CPU for 0.16–1 s sampling. Packets without
+    timestamps, or a ``dts`` that goes backwards, turn this off for the rest of the run (decode all).
+    """
+    cc = stream.codec_context
+    held: deque[tuple[float, float | None, av.Packet]] = deque()  # (pts s, its target, packet)
+    seen: list[float] = []  # sorted pts (s) that may still matter
+    max_dts = -math.inf
+    exact = True  # False: timestamps can't be trusted, decode everything
+    skipping = False
+
+    def send(packet: av.Packet, skip: bool) -> Iterator[av.VideoFrame]:
+        nonlocal skipping
+        if skip != skipping:
+            cc.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
+        yield from _decode_packet(stream, packet)
+
+    def shown(p: float, target: float | None) -> bool:
+        if target is None:
+            return False  # past the window: only reference frames (for "the next frame") are decoded
+        j = bisect.bisect_right(seen, p + 1e-6)
+        return not (j < len(seen) and seen[j] <= target + 1e-6)
+
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # end of stream: flush what is held, then the decoder
+                while held:
+                    p, target, pk = held.popleft()
+                    yield from send(pk, not shown(p, target))
+                yield from send(packet, False)
+                continue
+            if not exact or packet.pts is None or packet.dts is None:
+                exact = False
+                while held:
+                    yield from send(held.popleft()[2], False)
+                yield from send(packet, False)
+                continue
+            dts = clock.of(packet.dts)
+            if dts < max_dts:
+                exact = False
+                while held:
+                    yield from send(held.popleft()[2], False)
+                yield from send(packet, False)
+                continue
+            max_dts = dts
+            p = clock.of(packet.pts)
+            bisect.insort(seen, p)
+            held.append((p, grid.at_or_after(p), packet))
+            while held and (held[0][1] is None or max_dts > held[0][1] + 1e-6):
+                p0, target, pk = held.popleft()
+                yield from send(pk, not shown(p0, target))
+            # Frames earlier than anything held or still to come can no longer matter.
+            low = min([max_dts] + [h[0] for h in held])
+            cut = bisect.bisect_left(seen, low - 1e-6)
+            if cut > 64:
+                del seen[:cut]
+    finally:
+        if skipping:
+            cc.skip_frame = "DEFAULT"
+
+
+def _decode_packet(stream: av.video.stream.VideoStream, packet: av.Packet) -> Iterator[av.VideoFrame]:
+    try:
+        yield from stream.decode(packet)
+    except av.error.InvalidDataError as exc:  # a damaged packet: skip it and go on with the next
+        log.warning("skipping undecodable data: %s", exc)
 
 
 def iter_interval(
@@ -194,25 +296,28 @@ def iter_interval(
     last_key = -math.inf
     eof = False
 
-    def start_decoding() -> Iterator[av.VideoFrame]:
-        return container.decode(stream)
+    grid = Grid(s, duration, max_frames)
 
-    for offset_ms, target in interval_targets(s, duration, max_frames):
+    def start_decoding() -> Iterator[av.VideoFrame]:
+        return decode_needed(container, stream, clock, grid)
+
+    for offset_ms, target in grid:
         if stop():
             return
         if ahead is not None and ahead[0] <= target:
             prev, ahead = ahead, None
         if ahead is None and not eof:
             position = prev[0] if prev is not None else -math.inf
-            if decoder is None or _worth_seeking(position, target, keys, last_key, gop_guess,
-                                                 min_skip=SEEK_MIN_FRAMES * clock.frame_dur):
+            seek = _worth_seeking(position, target, keys, last_key, gop_guess,
+                                  min_skip=SEEK_MIN_FRAMES * clock.frame_dur)
+            if decoder is None or seek:
                 landed_before = position
-                try:
-                    container.seek(clock.ts(target), stream=stream, backward=True, any_frame=False)
+                sought = _seek_before(container, stream, clock, target, start_decoding) if seek else None
+                if sought is not None:
+                    decoder = sought
                     prev = None
-                except av.error.FFmpegError:
-                    pass  # not seekable: decode forward from where we are
-                decoder = start_decoding()
+                elif decoder is None:
+                    decoder = start_decoding()  # from the start, or the source cannot seek
                 first = True
             else:
                 first = False
@@ -247,6 +352,34 @@ def iter_interval(
         if eof and prev is not None and duration is None and target > prev[0] + 2 * clock.frame_dur:
             return  # past the last frame of a source of unknown length
         yield offset_ms, chosen[1]
+
+
+def _seek_before(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    clock: Clock,
+    target: float,
+    start_decoding: Callable[[], Iterator[av.VideoFrame]],
+) -> Iterator[av.VideoFrame] | None:
+    """Seek to the keyframe at or before ``target`` and decode from there; None if the source can't seek.
+
+    Some demuxers land after the target (MPEG-TS seeks by dts and lands on the next keyframe), which
+    would show a later frame for it: step further back, doubling, until the first frame is not late."""
+    back = 0.0
+    while True:
+        when = target - back
+        try:
+            container.seek(clock.ts(when) if when > 0 else min(0, clock.start), stream=stream,
+                           backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            return None
+        frames = start_decoding()
+        first = next(frames, None)
+        if first is None:
+            return iter(())
+        if when <= 0 or first.pts is None or clock.seconds(first) <= target + 1e-6:
+            return itertools.chain([first], frames)
+        back = max(1.0, 2 * back)
 
 
 def _worth_seeking(position: float, target: float, keys: Sequence[float], last_key: float,

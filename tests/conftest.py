@@ -38,6 +38,12 @@ def _make(root: Path, name: str) -> Path:
         return videos.numbered_video(p, 30, fps=25, gop=300, bframes=0)
     if name == "num20_gop250":
         return videos.numbered_video(p, 20, fps=25, gop=250)
+    if name == "num10_bf3":  # x264's B-pyramid: some B-frames are references, others not
+        return videos.numbered_video(p, 10, fps=25, gop=50, bframes=3)
+    if name == "num10_bf0":
+        return videos.numbered_video(p, 10, fps=25, gop=25, bframes=0)
+    if name == "num10_ts":  # MPEG-TS: no index, timestamps only on the packets
+        return videos.numbered_video(root / f"{name}.ts", 10, fps=25, gop=25)
     if name == "photos":
         return videos.photo_video(p, per_photo=3.0)
     if name == "photos_long":

@@ -118,3 +118,57 @@ def test_converter_sizes():
 
     conv = Converter([FrameSpec(224, 224), FrameSpec(416, 416, "contain"), FrameSpec(max_side=640)], 1920, 1080)
     assert conv.sizes == [(224, 224), (416, 234), (640, 360)]
+
+
+def _decoded_indices(path, interval: float, threads: bool) -> tuple[list[int], list[int], int]:
+    """Frames `decode_needed` lets through (as (pts ms, index)), the frame each grid target shows among
+    them, and how many frames the file has."""
+    import av
+
+    from argus_core.sampler import Clock, Grid, decode_needed
+
+    with av.open(str(path)) as c:
+        total = sum(1 for _ in c.decode(video=0))
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        if threads:
+            st.thread_type = "AUTO"
+        clock = Clock(st)
+        grid = Grid(Sampling(mode=0, interval=interval, ss=0.0, t=None), 10.0)
+        got = sorted((clock.seconds(f), read_index(f.to_ndarray(format="rgb24")))
+                     for f in decode_needed(c, st, clock, grid))
+    shown = []
+    for _, target in grid:
+        before = [i for t, i in got if t <= target + 1e-6]
+        shown.append(before[-1] if before else -1)
+    return [i for _, i in got], shown, total
+
+
+@pytest.mark.parametrize("name", ["num10_gop25", "num10_bf3", "num10_bf0", "num10_ts"])
+@pytest.mark.parametrize("interval", [0.04, 0.12, 0.3, 1.0])
+@pytest.mark.parametrize("threads", [False, True])
+def test_decode_needed_keeps_every_shown_frame(vids, name, interval, threads):
+    # Skipping non-reference frames must never change which frame a target shows.
+    decoded, shown, total = _decoded_indices(vids[name], interval, threads)
+    assert shown == [math.floor(k * interval * 25 + 1e-6) for k in range(len(shown))]
+    assert decoded == sorted(set(decoded))
+    if name == "num10_bf0" or interval <= 0.04:
+        assert len(decoded) == total  # every frame is a reference, or every frame is shown
+    else:
+        assert len(decoded) < total * 0.8  # B-frames nobody sees were dropped
+
+
+@pytest.mark.parametrize("interval", [0.12, 0.5])
+def test_interval_sampling_on_mpegts(vids, interval):
+    got = run(vids["num10_ts"], mode=0, interval=interval)
+    assert [i for _, i in got] == [math.floor(k * interval * 25 + 1e-6) for k in range(len(got))]
+    assert len(got) == math.ceil(10 / interval - 1e-9)
+
+
+@pytest.mark.parametrize("interval,ss", [(1.0, 3.0), (2.5, 0.5), (1.0, 7.0)])
+def test_mpegts_seeks_never_show_a_later_frame(vids, interval, ss):
+    # MPEG-TS seeks land on the keyframe after the target; the sampler must step back, not show a later one
+    got = run(vids["num10_ts"], mode=0, interval=interval, ss=ss)
+    k0 = math.ceil(ss / interval - 1e-9)
+    assert [o for o, _ in got] == [int(round(k * interval * 1000)) for k in range(k0, math.ceil(10 / interval))]
+    assert [i for _, i in got] == [math.floor(o * 25 / 1000 + 1e-6) for o, _ in got]

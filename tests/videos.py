@@ -44,6 +44,10 @@ def encode(path: Path, frames, fps: int, w: int, h: int, gop: int, bframes: int 
         if codec == "h264":
             s.codec_context.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
                                        "bf": str(bframes), "preset": "ultrafast" if bframes == 0 else "veryfast"}
+            if bframes:
+                # x264 would pick no B-frames for these synthetic cards; force them, so that tests see
+                # decode order ≠ display order (and, with 3, its B-pyramid of reference B-frames)
+                s.codec_context.options["x264-params"] = "b-adapt=0"
         else:
             s.codec_context.gop_size = gop
         for i, img in enumerate(frames):
