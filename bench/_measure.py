@@ -364,8 +364,10 @@ class OverlapBench:
 
         def argus_decode():
             conv = None
+            # with the engine's own frame-thread choice, so the stage alone is the one the engine runs
             for _o, f in sample(str(self.path), Sampling(mode=0, interval=self.interval, ss=0.0,
-                                                        t=self.seconds)):
+                                                        t=self.seconds),
+                                frame_threads=self.engine._frame_threads):
                 conv = conv or Converter([spec], f.width, f.height)
                 conv.convert(f)
 

@@ -123,7 +123,7 @@ def run_engine(n: int, interval: str, seconds: float, with_ref: bool) -> list[di
     if tune:
         detail["tuning"] = tune
     name = f"end-to-end pulp, 720p GOP 25, interval {iv} s, first {seconds:g} s ({ob.frames} frames)"
-    return [
+    rows = [
         {"bench": name + ": speed-up vs naive ÷ ideal overlap", "argus_s": med["engine"],
          "baseline": f"naive loop; ideal ×{fig['ideal_speedup']:.2f}", "baseline_s": med["naive"],
          "ratio": fig["ratio_vs_ideal"], "target": 0.9, "higher": True, "detail": detail, "samples": s,
@@ -135,6 +135,16 @@ def run_engine(n: int, interval: str, seconds: float, with_ref: bool) -> list[di
          "baseline": "decode ∥ infer in 2 idle processes", "baseline_s": fig["t_side_by_side"],
          "ratio": fig["ratio_vs_side_by_side"], "target": 0.9, "higher": True, "detail": {}, "samples": {}},
     ]
+    own = [k for k in med if k.startswith("argus_")]  # its decode stage and its infer stage
+    if with_ref and len(own) == 2:
+        # Argus' decoder skips frames no target shows, so it beats the naive decode stage: this row
+        # isolates the pipeline itself (its own two stages, each alone, against running them overlapped).
+        slowest = max(med[k] for k in own)
+        rows.append({"bench": name + ": (reference) vs Argus' own slowest stage alone", "argus_s": med["engine"],
+                     "baseline": "max(Argus decode stage, Argus infer stage)", "baseline_s": slowest,
+                     "ratio": slowest / med["engine"], "target": 0.9, "higher": True, "detail": {},
+                     "samples": {}})
+    return rows
 
 
 def run_ring(n: int, frames_ring: int = 300, frames_queue: int = 60) -> list[dict]:
