@@ -135,7 +135,8 @@ class Engine:
     ``max_duration`` of a video in seconds, ``open_timeout`` for network sources, ``max_gap`` between
     keyframe-mode samples. ``frame_threads``: FFmpeg frame threads in the decoders; None (default) turns
     them off when decoders and workers already take every core (they would only steal from inference)
-    and otherwise lets the sampler decide per file; True / False force them.
+    and otherwise lets the sampler decide per file; True / False force them. ``source_options``: extra
+    FFmpeg options for network sources (the service sets ``http_proxy`` to its SSRF-checking proxy).
     """
 
     def __init__(
@@ -156,6 +157,7 @@ class Engine:
         open_timeout: float = 30.0,
         options: dict[str, Any] | None = None,
         frame_threads: bool | None = None,
+        source_options: dict[str, str] | None = None,
     ) -> None:
         cores = os.cpu_count() or 1
         self.n_decoders = max(1, decoders if decoders is not None else cores - 1)
@@ -193,6 +195,7 @@ class Engine:
         if frame_threads is None and cores <= self.n_decoders + self.n_workers:
             frame_threads = False
         self._frame_threads: bool | None = frame_threads
+        self.source_options: dict[str, str] = dict(source_options or {})
         self._ring = FrameRing.create(self.n_slots, self.slot_bytes)
         self._slot_state = [_FREE] * self.n_slots
         self._free: deque[int] = deque(range(self.n_slots))
@@ -309,7 +312,7 @@ class Engine:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=decoder_main, name=f"argus-decoder-{index}", daemon=True,
                                  args=(child, self._ring.name, self.n_slots, self._ring.slot_bytes,
-                                       self._frame_threads))
+                                       self._frame_threads, self.source_options))
         with self._child_env():
             proc.start()
         child.close()

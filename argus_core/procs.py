@@ -52,11 +52,11 @@ def rebuild_error(t: tuple[str, str, str]) -> ArgusError:
 
 # -- decoder ----------------------------------------------------------------------------------------
 def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
-                 frame_threads: bool | None = None) -> None:
+                 frame_threads: bool | None = None, source_options: dict[str, str] | None = None) -> None:
     """One video at a time: sample it, convert each frame into a granted ring slot, post the index.
 
     ``frame_threads``: None lets the sampler decide per file; False never uses FFmpeg frame threads (no
-    core is spare for them)."""
+    core is spare for them). ``source_options``: extra FFmpeg options for network sources."""
     _child_setup()
     from .ring import FrameRing
     from .sampler import Converter, iter_interval, iter_keyframes, map_av_error, open_video
@@ -97,7 +97,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
             error = None
             container = None
             try:
-                container, stream = open_video(uri, timeout)
+                container, stream = open_video(uri, timeout, source_options)
                 cc = stream.codec_context
                 conv = Converter(specs, cc.width, cc.height)
                 shapes = conv.shapes()
@@ -118,7 +118,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
 
                 if sampling.mode == 1:
                     it = iter_keyframes(container, stream, sampling, should_stop,
-                                        reopen=lambda: open_video(uri, timeout))
+                                        reopen=lambda: open_video(uri, timeout, source_options))
                 else:
                     it = iter_interval(container, stream, sampling, should_stop, max_frames, frame_threads)
                 for offset_ms, frame in it:
@@ -134,7 +134,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
                     conn.send(("frame", slot, key, frames, offset_ms))
                     frames += 1
                 if frames == 0 and key not in stopped:
-                    error = _no_frames_error(uri, timeout)
+                    error = _no_frames_error(uri, timeout, source_options)
             except SystemExit:
                 return
             except ArgusError as exc:
@@ -159,10 +159,10 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
         ring.close()
 
 
-def _no_frames_error(uri: str, timeout: float) -> tuple[str, str, str] | None:
+def _no_frames_error(uri: str, timeout: float, options: dict[str, str] | None) -> tuple[str, str, str] | None:
     from .sampler import _nothing_decodable
 
-    if _nothing_decodable(uri, timeout):
+    if _nothing_decodable(uri, timeout, options):
         return ("CannotOpen", "cannot open the file", "no decodable frame")
     return None
 

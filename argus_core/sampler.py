@@ -57,8 +57,16 @@ def local_path(uri: str) -> str | None:
     return None
 
 
-def open_video(uri: str, timeout: float = 30.0) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open a source and its first video stream, mapping failures to the documented errors."""
+#: what an http(s) source may lead FFmpeg to open (HLS playlists name further URLs): never a local file
+HTTP_PROTOCOLS = "http,https,tcp,tls,crypto,httpproxy,data"
+
+
+def open_video(
+    uri: str, timeout: float = 30.0, options: dict[str, str] | None = None,
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open a source and its first video stream, mapping failures to the documented errors.
+
+    ``options``: extra FFmpeg options for network sources (e.g. ``http_proxy``)."""
     path = local_path(uri)
     if path is not None:
         if not os.path.exists(path):
@@ -66,7 +74,10 @@ def open_video(uri: str, timeout: float = 30.0) -> tuple[av.container.InputConta
         if os.path.isdir(path) or os.path.getsize(path) == 0:
             raise CannotOpen(detail=f"empty or not a file: {path}")
     target = path if path is not None else uri
-    options = {} if path is not None else {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6))}
+    options = {} if path is not None else {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6)),
+                                           **(options or {})}
+    if path is None and urlsplit(uri).scheme.lower() in ("http", "https"):
+        options.setdefault("protocol_whitelist", HTTP_PROTOCOLS)
     try:
         container = av.open(target, mode="r", timeout=(timeout, timeout), options=options)
     except ArgusError:
@@ -528,16 +539,17 @@ class Converter:
 
 def sample(
     uri: str, s: Sampling, stop: StopCheck = lambda: False, *, timeout: float = 30.0, max_frames: int = 0,
-    frame_threads: bool | None = None,
+    frame_threads: bool | None = None, source_options: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     """Open ``uri`` and yield ``(offset_ms, frame)`` per CONTRACT §2 (for embedders and tests).
 
     Raises the documented :class:`~argus_core.errors.ArgusError` for unreachable or undecodable sources."""
-    container, stream = open_video(uri, timeout)
+    container, stream = open_video(uri, timeout, source_options)
     produced = 0
     try:
         if s.mode == 1:
-            it = iter_keyframes(container, stream, s, stop, reopen=lambda: open_video(uri, timeout))
+            it = iter_keyframes(container, stream, s, stop,
+                                reopen=lambda: open_video(uri, timeout, source_options))
         else:
             it = iter_interval(container, stream, s, stop, max_frames, frame_threads)
         for item in it:
@@ -551,14 +563,14 @@ def sample(
         log.warning("stream ended with an error after %d frames: %s", produced, exc)
     finally:
         container.close()
-    if produced == 0 and not stop() and _nothing_decodable(uri, timeout):
+    if produced == 0 and not stop() and _nothing_decodable(uri, timeout, source_options):
         raise CannotOpen(detail="no decodable frame")
 
 
-def _nothing_decodable(uri: str, timeout: float) -> bool:
+def _nothing_decodable(uri: str, timeout: float, options: dict[str, str] | None = None) -> bool:
     """True when not a single frame of the video decodes (a window past the end is not an error)."""
     try:
-        container, stream = open_video(uri, timeout)
+        container, stream = open_video(uri, timeout, options)
     except ArgusError:
         return True
     try:

@@ -29,16 +29,20 @@ from .remote import RemoteQueue
 from .runner import Runner
 from .save import FrameStore
 from .sender import Sender
+from .egress import EgressProxy
 from .ssrf import Guard
 
 log = logging.getLogger("argus.server")
 
 
-def make_engine(settings: Settings) -> Any:
-    """Build the engine named by ``settings.engine`` (``module:callable``) with the settings it accepts."""
+def make_engine(settings: Settings, egress: EgressProxy | None = None) -> Any:
+    """Build the engine named by ``settings.engine`` (``module:callable``) with the settings it accepts.
+
+    ``egress``: a started proxy that FFmpeg must fetch http(s) sources through (SSRF guard on every hop)."""
     module, _, attr = settings.engine.partition(":")
     factory = getattr(importlib.import_module(module), attr or "Engine")
     wanted = {"decoders": settings.decoders, "workers": settings.inference_workers,
+              "source_options": {"http_proxy": egress.url} if egress is not None else None,
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
               "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
@@ -175,7 +179,11 @@ def main_serve(argv: Sequence[str]) -> int:
         print(f"argus serve: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level)
-    engine = make_engine(settings) if settings.engine else None
+    egress = engine = None
+    if settings.engine:
+        egress = EgressProxy(Guard(settings.ssrf_allow))
+        egress.start()
+        engine = make_engine(settings, egress)
     server = Server(settings, engine, run_jobs=settings.jobs > 0).start()
     # The port line on stdout lets scripts (and tests) use --port 0.
     print(f"argus: listening on http://{settings.host}:{server.port}", flush=True)
@@ -194,6 +202,8 @@ def main_serve(argv: Sequence[str]) -> int:
         server.close()
         if engine is not None and hasattr(engine, "close"):
             engine.close()
+        if egress is not None:
+            egress.close()
     return 0
 
 
@@ -218,7 +228,9 @@ def main_worker(argv: Sequence[str]) -> int:
             sender = Sender(tables, settings, guard, metrics).start()
             backend.outbox_listeners.append(sender.wake)
             sweeper = Sweeper(backend, settings.sweep_interval).start()
-    engine = make_engine(settings)
+    egress = EgressProxy(guard)
+    egress.start()
+    engine = make_engine(settings, egress)
     runner = Runner(engine, backend, settings, guard, metrics=metrics, store=FrameStore(settings.save_store)).start()
     print("argus: worker running", flush=True)
     done = threading.Event()
@@ -233,6 +245,7 @@ def main_worker(argv: Sequence[str]) -> int:
                 part.stop()
         if hasattr(engine, "close"):
             engine.close()
+        egress.close()
     return 0
 
 

@@ -4,7 +4,8 @@ request validation (CONTRACT §1, §11).
 - ``file://`` only below the configured media root (symlinks resolved; default: refused). Bare paths,
   which the engine accepts from embedders, are refused over HTTP.
 - Network sources and hook URLs pass the SSRF guard; http(s) sources have their redirects followed hop
-  by hop before the engine opens them.
+  by hop before the engine opens them, and FFmpeg then fetches them through :mod:`argus_http.egress`,
+  which checks every further connection the same way.
 """
 
 from __future__ import annotations

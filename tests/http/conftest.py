@@ -74,13 +74,21 @@ def long_video(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from argus_core import Engine
+    from argus_http.egress import EgressProxy
+    from argus_http.ssrf import Guard
 
-    # Face galleries under a temporary folder, never the user's home.
-    eng = Engine(decoders=1, workers=1, options={"data_dir": str(tmp_path_factory.mktemp("engine-data"))})
+    # As `argus serve` runs it: FFmpeg fetches http(s) sources through the SSRF-checking proxy (the
+    # settings below allow 127.0.0.1). Face galleries under a temporary folder, never the user's home.
+    egress = EgressProxy(Guard(FAST["ssrf_allow"]))
+    egress.start()
+    eng = Engine(decoders=1, workers=1, options={"data_dir": str(tmp_path_factory.mktemp("engine-data"))},
+                 source_options={"http_proxy": egress.url})
+    eng.egress = egress  # type: ignore[attr-defined]  # tests read its refusal count
     try:
         yield eng
     finally:
         eng.close()
+        egress.close()
 
 
 # -- callback receiver ----------------------------------------------------------------------------------------
