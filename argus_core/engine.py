@@ -126,6 +126,18 @@ class Job:
             self._done.set()
 
 
+def frame_threads_rule(cores: int, decoding: int, workers: int, forced: bool | None = None) -> bool | None:
+    """Whether a job's decoder may use FFmpeg frame threads: ``forced`` if given; else False when busy
+    decoders and the inference workers already take every core, else None (the sampler decides per file).
+
+    Measured on 2 cores (one decoder, one worker, dense 720p sampling, bench/RESULTS.md): frame threads
+    there only steal from inference (0.76–0.83× vs 0.87–0.90× of the ideal overlap). On a larger machine a
+    lone job still gets them, and they go away as more jobs decode at once."""
+    if forced is not None:
+        return forced
+    return None if decoding + workers < cores else False
+
+
 class Engine:
     """Video analysis engine (a context manager). Start once, analyse many videos, from many threads.
 
@@ -133,9 +145,9 @@ class Engine:
     (default 1); ``ops``: op names to load (default: every op whose models are present and verified).
     Limits (CONTRACT §11): ``max_interval``, ``max_frames`` per job (samples spread evenly beyond it),
     ``max_duration`` of a video in seconds, ``open_timeout`` for network sources, ``max_gap`` between
-    keyframe-mode samples. ``frame_threads``: FFmpeg frame threads in the decoders; None (default) turns
-    them off when decoders and workers already take every core (they would only steal from inference)
-    and otherwise lets the sampler decide per file; True / False force them. ``source_options``: extra
+    keyframe-mode samples. ``frame_threads``: FFmpeg frame threads in the decoders; None (default) decides
+    per job with :func:`frame_threads_rule` (off while busy decoders and workers take every core); True /
+    False force them. ``source_options``: extra
     FFmpeg options for network sources (the service sets ``http_proxy`` to its SSRF-checking proxy).
     """
 
@@ -189,12 +201,8 @@ class Engine:
         self.slot_bytes = max(slot_bytes_for(all_specs), 64)
         self.n_slots = slots or max(8, 2 * self.max_batch * self.n_workers + 2 * self.n_decoders)
         self._ctx = mp.get_context("spawn")
-        # Measured on 2 cores (one decoder, one worker, dense 720p sampling, bench/RESULTS.md): without
-        # frame threads the pipeline reached 0.85–0.94× of the ideal overlap, with them 0.73–0.87×, and
-        # used 3–10 % more CPU for the same frames. With a spare core they pay (sampler decides per file).
-        if frame_threads is None and cores <= self.n_decoders + self.n_workers:
-            frame_threads = False
-        self._frame_threads: bool | None = frame_threads
+        self._cores = cores
+        self._frame_threads: bool | None = frame_threads  # None: frame_threads_for decides per job
         self.source_options: dict[str, str] = dict(source_options or {})
         self._ring = FrameRing.create(self.n_slots, self.slot_bytes)
         self._slot_state = [_FREE] * self.n_slots
@@ -312,7 +320,7 @@ class Engine:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=decoder_main, name=f"argus-decoder-{index}", daemon=True,
                                  args=(child, self._ring.name, self.n_slots, self._ring.slot_bytes,
-                                       self._frame_threads, self.source_options))
+                                       self.source_options))
         with self._child_env():
             proc.start()
         child.close()
@@ -376,6 +384,10 @@ class Engine:
             except OSError:
                 pass
         ring.close()
+
+    def frame_threads_for(self, decoding: int) -> bool | None:
+        """FFmpeg frame threads for a job starting while ``decoding`` decoders (itself included) are busy."""
+        return frame_threads_rule(self._cores, decoding, self.n_workers, self._frame_threads)
 
     # -- coordinator -----------------------------------------------------------------------------------
     def _post(self, cmd: tuple) -> None:
@@ -574,8 +586,9 @@ class Engine:
                 d.job = key
                 st.decoder = d.index
                 samp = sampling_of(st.request, self.max_gap)
+                decoding = sum(1 for other in self._decoders if other.job is not None)
                 self._send(d, ("job", key, st.request.data.uri, samp, st.specs, self.open_timeout,
-                               self.max_frames, self.max_duration))
+                               self.max_frames, self.max_duration, self.frame_threads_for(decoding)))
         # hand free slots to busy decoders, fairly
         busy = [d for d in self._decoders if d.job is not None]
         if busy:

@@ -3,7 +3,7 @@
 Both talk to the parent over their own duplex pipe, with small tuples; pixels only ever travel through
 the shared-memory ring. Messages (parent → child / child → parent):
 
-decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames, max_duration) | ("slots", [i, …]) | ("stop", key) | ("exit",)
+decoder  ← ("job", key, uri, sampling, specs, timeout, max_frames, max_duration, frame_threads) | ("slots", [i, …]) | ("stop", key) | ("exit",)
 decoder  → ("meta", key, duration_ms, src_w, src_h) | ("frame", slot, key, seq, offset_ms)
            | ("done", key, frames, error_or_None, [unused slot, …])
 worker   ← ("params", key, {op: OpParams}) | ("frames", [(slot, key, seq, (op, …)), …]) | ("forget", key) | ("exit",)
@@ -52,11 +52,11 @@ def rebuild_error(t: tuple[str, str, str]) -> ArgusError:
 
 # -- decoder ----------------------------------------------------------------------------------------
 def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
-                 frame_threads: bool | None = None, source_options: dict[str, str] | None = None) -> None:
+                 source_options: dict[str, str] | None = None) -> None:
     """One video at a time: sample it, convert each frame into a granted ring slot, post the index.
 
-    ``frame_threads``: None lets the sampler decide per file; False never uses FFmpeg frame threads (no
-    core is spare for them). ``source_options``: extra FFmpeg options for network sources."""
+    ``source_options``: extra FFmpeg options for network sources. Each job says whether its decoding may
+    use FFmpeg frame threads (None: the sampler decides per file)."""
     _child_setup()
     from .ring import FrameRing
     from .sampler import Converter, iter_interval, iter_keyframes, map_av_error, open_video
@@ -91,7 +91,7 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
                 return
             if not pending_jobs:
                 continue
-            _, key, uri, sampling, specs, timeout, max_frames, max_duration = pending_jobs.popleft()
+            _, key, uri, sampling, specs, timeout, max_frames, max_duration, frame_threads = pending_jobs.popleft()
             stopped.discard(key)
             frames = 0
             error = None

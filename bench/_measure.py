@@ -367,7 +367,7 @@ class OverlapBench:
             # with the engine's own frame-thread choice, so the stage alone is the one the engine runs
             for _o, f in sample(str(self.path), Sampling(mode=0, interval=self.interval, ss=0.0,
                                                         t=self.seconds),
-                                frame_threads=self.engine._frame_threads):
+                                frame_threads=self.engine.frame_threads_for(1)):
                 conv = conv or Converter([spec], f.width, f.height)
                 conv.convert(f)
 

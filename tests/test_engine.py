@@ -137,3 +137,21 @@ def test_http_source_and_missing_url(engine, vids, tmp_path):
     with pytest.raises(ArgusError) as err:  # nobody listening any more
         engine.analyze(req(f"{base}/v.mp4"))
     assert (err.value.status, err.value.message) == (424, "cannot find the video")
+
+
+@pytest.mark.parametrize(
+    "cores,decoding,workers,forced,want",
+    [
+        (2, 1, 1, None, False),   # one decoder and one worker take both cores: no frame threads
+        (4, 1, 1, None, None),    # spare cores: the sampler decides per file
+        (16, 1, 1, None, None),   # a lone job on a big machine gets them
+        (16, 15, 1, None, False), # every decoder busy: they would only steal from the others
+        (16, 14, 1, None, None),
+        (2, 1, 1, True, True),    # forced either way
+        (16, 1, 1, False, False),
+    ],
+)
+def test_frame_threads_rule(cores, decoding, workers, forced, want):
+    from argus_core.engine import frame_threads_rule
+
+    assert frame_threads_rule(cores, decoding, workers, forced) is want
