@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import ArgusError, EngineError
 from .frames import Frame, FrameSpec
-from .request import OpParams, Sampling
+from .request import OpParams
 
 log = logging.getLogger("argus.procs")
 

@@ -22,7 +22,8 @@ from ..models import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model
-from .image_label import VisionOp, memo_for, other_float, round6, spec_of
+from .image_label import VisionOp, memo_for, round6, spec_of
+from .params import other_float
 
 DEFAULT_THRESHOLD = 0.35
 #: candidates are decoded (and memoised) down to this score; lower thresholds are raised to it

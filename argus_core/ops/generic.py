@@ -145,13 +145,6 @@ def decode_yolo(out: np.ndarray, head: str, threshold: float) -> tuple[np.ndarra
     return rows[ok, :4], scores[ok], classes[ok]
 
 
-def truthy(value: Any) -> bool:
-    """A request flag: JSON true, 1 or "true"."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return value is True or (isinstance(value, (int, float)) and value == 1)
-
-
 # -- op kinds ------------------------------------------------------------------------------------------------
 class ManifestOp(Op):
     """Common part of the manifest-declared ops (subclassed per manifest by :func:`manifest_ops`)."""

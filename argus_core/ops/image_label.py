@@ -7,12 +7,11 @@ probability is at least the threshold (default 0.1), best first; labels = every 
 The frame is rendered ``cover`` at the model size (short side → 224, aspect kept) and the centre 224×224
 is classified, like torchvision's evaluation crop (see ``models/mobilenetv2/README.md``).
 
-Shared helpers (used by ``detection`` and the terror ops as well; candidates for ``ops/base.py``):
+Shared helpers (used by ``detection`` and the terror ops as well; parameter readers are in ``ops/params.py``):
 
 * :func:`shared_model` — ops of one worker that need the same model share one onnxruntime session.
 * :class:`FrameMemo` — a model's per-frame output, memoised by a digest of the exact input pixels, so
   ``image_label`` + ``terror`` (or ``detection`` + ``terror_detect``) on the same frame run the model once.
-* :func:`other_float` / :func:`other_int` / :func:`other_bool` — lenient readers of ``params.other``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..frames import Frame, FrameSpec, centre_crop
 from ..imagenet import softmax, top_k
+from .params import other_float, other_int
 from ..models import Manifest
 from ..request import OpParams
 from ..result import Label
@@ -117,48 +117,6 @@ def memo_for(model: Model, what: str) -> FrameMemo:
     if key not in _MEMOS:
         _MEMOS[key] = FrameMemo()
     return _MEMOS[key]
-
-
-def _warn_param(key: str, value: Any, default: Any) -> None:
-    log.warning("ignoring params.other.%s=%r (using %r)", key, value, default)
-
-
-def other_float(params: OpParams, key: str, default: float, lo: float = 0.0, hi: float = 1.0) -> float:
-    """``params.other[key]`` as a number in ``[lo, hi]``; a missing or malformed value gives ``default``.
-
-    Lenient on purpose: ops run on batches mixing jobs, and raising here would fail every job's frames.
-    """
-    value = params.other.get(key) if params.other else None
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        _warn_param(key, value, default)
-        return default
-    return float(min(max(value, lo), hi))
-
-
-def other_int(params: OpParams, key: str, default: int, lo: int, hi: int) -> int:
-    value = params.other.get(key) if params.other else None
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        _warn_param(key, value, default)
-        return default
-    return int(min(max(int(value), lo), hi))
-
-
-def other_bool(params: OpParams, key: str, default: bool = False) -> bool:
-    value = params.other.get(key) if params.other else None
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
-        return value.lower() in ("true", "1")
-    if isinstance(value, int):
-        return value != 0
-    _warn_param(key, value, default)
-    return default
 
 
 def classify(model: Model, frames: Sequence[Frame]) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..result import Label
 from .base import CutOutput, Op, stack_views
 from ..models import model_path
 from .base import Model as ManifestModel
-from .generic import truthy
+from .params import truthy
 
 log = logging.getLogger("argus.ops.pulp")
 

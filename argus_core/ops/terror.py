@@ -41,7 +41,8 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput
 from .detection import SCORE_FLOOR, NanoDet
-from .image_label import VisionOp, classify, other_bool, other_float, round6
+from .image_label import VisionOp, classify, round6
+from .params import other_bool, other_float
 
 log = logging.getLogger("argus.ops")
 
