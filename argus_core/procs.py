@@ -58,6 +58,11 @@ def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
     ``source_options``: extra FFmpeg options for network sources. Each job says whether its decoding may
     use FFmpeg frame threads (None: the sampler decides per file)."""
     _child_setup()
+    if source_options and source_options.get("http_proxy"):
+        # FFmpeg reads no_proxy from the environment even when given http_proxy: hosts listed there
+        # (metadata addresses, cluster-internal names) would be fetched around the checking proxy.
+        for var in ("no_proxy", "NO_PROXY"):
+            os.environ.pop(var, None)
     from .ring import FrameRing
     from .sampler import Converter, iter_interval, iter_keyframes, map_av_error, open_video
 

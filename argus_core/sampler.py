@@ -40,6 +40,8 @@ log = logging.getLogger("argus.sampler")
 StopCheck = Callable[[], bool]
 #: seek forward only past this many frames (cheaper to decode through fewer)
 SEEK_MIN_FRAMES = 12
+#: packets decode_needed holds at most while it cannot yet tell whether their frame is shown
+HOLD_LIMIT = 64
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
 _UNREACHABLE = {
@@ -212,8 +214,8 @@ def decode_needed(
     shown at or before ``T`` is known: packets are held back until that is so, then sent to the decoder
     with ``skip_frame`` NONREF unless their frame is some target's. Reference frames are always decoded
     (later frames need them), so what comes out is exact, only fewer frames. Measured on the benchmark
-    files (x264 veryfast, 3 B-frames): 20–40 % less decoder CPU for 0.16–1 s sampling. Packets without
-    timestamps, or a ``dts`` that goes backwards, turn this off for the rest of the run (decode all).
+    files (x264 veryfast, 3 B-frames): 20–40 % less decoder CPU for 0.16–1 s sampling. A packet without
+    pts, or a ``dts`` that goes backwards, turns this off for the rest of the run (decode all).
 
     A shown frame leaves the decoder only after a few more frames went in (B-frame reordering). When the
     caller will not decode on after it (``stops_after(t)``: it seeks next, or the window ends), the frames
@@ -242,7 +244,9 @@ def decode_needed(
             cc.skip_frame = "NONREF" if skip else "DEFAULT"
             skipping = skip
         for frame in _decode_packet(stream, packet):
-            flushing.discard(frame.pts)
+            if flushing and frame.pts is not None:
+                # out in display order: anything due before it was dropped (a damaged packet)
+                flushing.difference_update([f for f in flushing if f <= frame.pts])
             yield frame
 
     def shown(p: float, target: float | None) -> bool:
@@ -258,30 +262,28 @@ def decode_needed(
                 yield from send(pk, not shown(p, target))
             yield from send(packet, False)
             continue
-        if not exact or packet.pts is None or packet.dts is None:
+        dts = clock.of(packet.dts) if packet.dts is not None else None
+        if not exact or packet.pts is None or (dts is not None and dts < max_dts):
             exact = False
             while held:
                 yield from send(held.popleft()[2], False)
             yield from send(packet, False)
             continue
-        dts = clock.of(packet.dts)
-        if dts < max_dts:
-            exact = False
-            while held:
-                yield from send(held.popleft()[2], False)
-            yield from send(packet, False)
-            continue
-        max_dts = dts
+        if dts is not None:  # Matroska leaves it unset on some packets: they just prove less
+            max_dts = dts
         p = clock.of(packet.pts)
         bisect.insort(seen, p)
         held.append((p, grid.at_or_after(p), packet))
         # A held packet is settled once a later frame at or before its target is known (not shown: the
-        # common case, a packet or two later) or once dts has passed its target (shown).
-        while held and (held[0][1] is None or max_dts > held[0][1] + 1e-6 or not shown(held[0][0], held[0][1])):
+        # common case, a packet or two later) or once dts has passed its target (shown). One held too
+        # long is sent as shown unless proven otherwise: skipping only ever follows from proof.
+        while held and (held[0][1] is None or max_dts > held[0][1] + 1e-6 or not shown(held[0][0], held[0][1])
+                        or len(held) > HOLD_LIMIT):
             p0, target, pk = held.popleft()
             yield from send(pk, not shown(p0, target))
-        # Frames earlier than anything held or still to come can no longer matter.
-        low = min([max_dts] + [h[0] for h in held])
+        # Frames earlier than anything held or still to come can no longer matter. (Dropping one that
+        # could would only cost a decode: it is evidence for skipping, never against.)
+        low = min([max_dts if max_dts > -math.inf else p - 1.0] + [h[0] for h in held])
         cut = bisect.bisect_left(seen, low - 1e-6)
         if cut > 64:
             del seen[:cut]
@@ -398,21 +400,26 @@ def _seek_before(
     """Seek to the keyframe at or before ``target`` and decode from there; None if the source can't seek.
 
     Some demuxers land after the target (MPEG-TS seeks by dts and lands on the next keyframe), which
-    would show a later frame for it: step further back, doubling, until the first frame is not late."""
+    would show a later frame for it: step further back, doubling, until the first frame is not late.
+    A seek past the last keyframe decodes nothing at all (MPEG-TS again): that steps back too."""
     back = 0.0
+    late: Iterator[av.VideoFrame] | None = None
     while True:
         when = target - back
         try:
             container.seek(clock.ts(when) if when > 0 else min(0, clock.start), stream=stream,
                            backward=True, any_frame=False)
         except av.error.FFmpegError:
-            return None
+            # Not seekable; or the step back failed after a seek that worked, when decoding on from
+            # where that one landed beats keeping frames from before it.
+            return late
         frames = start_decoding()
         first = next(frames, None)
-        if first is None:
-            return iter(())
-        if when <= 0 or first.pts is None or clock.seconds(first) <= target + 1e-6:
+        if first is not None and (when <= 0 or first.pts is None or clock.seconds(first) <= target + 1e-6):
             return itertools.chain([first], frames)
+        late = itertools.chain([first], frames) if first is not None else iter(())
+        if when <= 0:
+            return late
         back = max(1.0, 2 * back)
 
 

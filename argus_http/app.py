@@ -220,7 +220,8 @@ class VideoResource:
             result = svc.engine.analyze(with_source(body, source))
             if save and svc.store is not None:
                 # §10: kept cuts as JPEG; still inside the slot, as it decodes the video again.
-                saver = CutSaver(svc.store, source, prefix, video_id)
+                saver = CutSaver(svc.store, source, prefix, video_id,
+                                 getattr(svc.engine, "source_options", None))
                 try:
                     saver.job_result(result)
                 finally:

@@ -14,6 +14,7 @@ as unreachable, which the engine maps to the documented ``cannot find the video`
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
 import socketserver
@@ -27,6 +28,25 @@ log = logging.getLogger("argus.egress")
 
 _HEAD_LIMIT = 64 * 1024
 _HOP_HEADERS = {"proxy-connection", "proxy-authorization", "connection", "keep-alive"}
+
+
+def drop_no_proxy() -> None:
+    """Remove ``no_proxy`` from this process' environment when nothing else here can need it.
+
+    FFmpeg honours ``no_proxy`` even when told to use our proxy, so a host listed there would be fetched
+    unchecked when the service re-opens a source (saving frames). Without ``http(s)_proxy`` in the
+    environment, ``no_proxy`` means nothing to the other libraries in this process, so it goes; with
+    one, it stays and a warning says what that leaves open. Decoder processes always drop it."""
+    names = [v for v in ("no_proxy", "NO_PROXY") if os.environ.get(v)]
+    if not names:
+        return
+    if any(os.environ.get(v) for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")):
+        log.warning("no_proxy is set alongside an HTTP proxy: frames saved for params.save from hosts it "
+                    "lists are fetched without the SSRF egress check")
+        return
+    for v in names:
+        os.environ.pop(v, None)
+    log.info("ignoring no_proxy: video sources always go through the egress proxy")
 
 
 class EgressProxy:
@@ -111,10 +131,15 @@ class EgressProxy:
             _reply(client, 502, "cannot connect")
             return
         with upstream:
-            if method == "CONNECT":
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            else:
-                upstream.sendall(_origin_request(method, target, version, header_lines) + rest)
+            try:
+                if method == "CONNECT":
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    if rest:  # bytes the client sent before our answer belong to the tunnel
+                        upstream.sendall(rest)
+                else:
+                    upstream.sendall(_origin_request(method, target, version, header_lines) + rest)
+            except OSError:
+                return
             _relay(client, upstream, self.idle_timeout)
 
 
@@ -153,8 +178,8 @@ def _connect(addrs: list[str], port: int, timeout: float) -> socket.socket | Non
 
 def _relay(a: socket.socket, b: socket.socket, idle_timeout: float) -> None:
     """Copy bytes both ways until either side closes or nothing moves for ``idle_timeout`` s."""
-    a.setblocking(True)
-    b.setblocking(True)
+    a.settimeout(idle_timeout)  # a peer that stops reading must not block sendall for ever
+    b.settimeout(idle_timeout)
     socks = [a, b]
     while True:
         ready, _, _ = select.select(socks, [], [], idle_timeout)

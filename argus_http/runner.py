@@ -265,7 +265,8 @@ class Runner:
         save = (lease.request.get("params") or {}).get("save")
         if self.store is None or not isinstance(save, dict):
             return None
-        return CutSaver(self.store, source, save.get("prefix"), lease.vid)
+        return CutSaver(self.store, source, save.get("prefix"), lease.vid,
+                        getattr(self.engine, "source_options", None))
 
     def _follow(self, r: _Running, handle: EngineJob, saver: CutSaver | None) -> None:
         """Map the engine job's events to callbacks and, at the end, to ``finish``."""

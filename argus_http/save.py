@@ -95,9 +95,11 @@ class FrameGrabber:
 
     SEEK_AHEAD_S = 3.0
 
-    def __init__(self, uri: str, timeout: float = 30.0) -> None:
-        self.container = av.open(uri, mode="r", timeout=(timeout, timeout))
-        self.stream = self.container.streams.video[0]
+    def __init__(self, uri: str, timeout: float = 30.0, source_options: dict[str, str] | None = None) -> None:
+        from argus_core.sampler import open_video
+
+        # the same way the engine opened it: through the SSRF-checking proxy, with its protocol whitelist
+        self.container, self.stream = open_video(uri, timeout, source_options)
         self.tb = float(self.stream.time_base or Fraction(1, 90000))
         self.start = self.stream.start_time or 0
         self._it: Any = None
@@ -138,8 +140,10 @@ class CutSaver:
     leaves that cut without ``uri`` and never fails the job.
     """
 
-    def __init__(self, store: FrameStore, source: str, prefix: str | None, video_id: str) -> None:
+    def __init__(self, store: FrameStore, source: str, prefix: str | None, video_id: str,
+                 source_options: dict[str, str] | None = None) -> None:
         self.store, self.source, self.prefix, self.video_id = store, source, prefix, video_id
+        self.source_options = source_options
         self.saved: dict[int, str | None] = {}
         self._grabber: FrameGrabber | None = None
         self._broken = False
@@ -151,7 +155,7 @@ class CutSaver:
         if not self._broken:
             try:
                 if self._grabber is None:
-                    self._grabber = FrameGrabber(self.source)
+                    self._grabber = FrameGrabber(self.source, source_options=self.source_options)
                 frame = self._grabber.frame_at(offset)
                 if frame is not None:
                     uri = self.store.put(cut_key(self.prefix, self.video_id, offset), jpeg_bytes(frame))

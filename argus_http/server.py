@@ -29,7 +29,7 @@ from .remote import RemoteQueue
 from .runner import Runner
 from .save import FrameStore
 from .sender import Sender
-from .egress import EgressProxy
+from .egress import EgressProxy, drop_no_proxy
 from .ssrf import Guard
 
 log = logging.getLogger("argus.server")
@@ -183,6 +183,7 @@ def main_serve(argv: Sequence[str]) -> int:
     if settings.engine:
         egress = EgressProxy(Guard(settings.ssrf_allow))
         egress.start()
+        drop_no_proxy()
         engine = make_engine(settings, egress)
     server = Server(settings, engine, run_jobs=settings.jobs > 0).start()
     # The port line on stdout lets scripts (and tests) use --port 0.
@@ -230,6 +231,7 @@ def main_worker(argv: Sequence[str]) -> int:
             sweeper = Sweeper(backend, settings.sweep_interval).start()
     egress = EgressProxy(guard)
     egress.start()
+    drop_no_proxy()
     engine = make_engine(settings, egress)
     runner = Runner(engine, backend, settings, guard, metrics=metrics, store=FrameStore(settings.save_store)).start()
     print("argus: worker running", flush=True)

@@ -44,6 +44,8 @@ def _make(root: Path, name: str) -> Path:
         return videos.numbered_video(p, 10, fps=25, gop=25, bframes=0)
     if name == "num10_ts":  # MPEG-TS: no index, timestamps only on the packets
         return videos.numbered_video(root / f"{name}.ts", 10, fps=25, gop=25)
+    if name == "num10_mkv":  # Matroska: some packets carry no dts
+        return videos.numbered_video(root / f"{name}.mkv", 10, fps=25, gop=25)
     if name == "photos":
         return videos.photo_video(p, per_photo=3.0)
     if name == "photos_long":

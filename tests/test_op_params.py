@@ -56,3 +56,12 @@ def test_other_bool(other, default, want):
 def test_malformed_values_are_logged(caplog):
     other_float(p(threshold="high"), "threshold", 0.3)
     assert "params.other.threshold='high'" in caplog.text
+
+
+def test_huge_json_integers_are_malformed_not_fatal():
+    # msgspec decodes 1e400 written out as a Python int: too big for a float, must not raise in a batch
+    huge = 10**400
+    assert parse_flag(huge) is None and truthy(huge) is False
+    assert other_bool(p(detail=huge), "detail", True) is True
+    assert other_float(p(threshold=huge), "threshold", 0.1) == 0.1
+    assert other_int(p(topk=huge), "topk", 5, 0, 10) == 5

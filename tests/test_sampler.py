@@ -144,7 +144,7 @@ def _decoded_indices(path, interval: float, threads: bool) -> tuple[list[int], l
     return [i for _, i in got], shown, total
 
 
-@pytest.mark.parametrize("name", ["num10_gop25", "num10_bf3", "num10_bf0", "num10_ts"])
+@pytest.mark.parametrize("name", ["num10_gop25", "num10_bf3", "num10_bf0", "num10_ts", "num10_mkv"])
 @pytest.mark.parametrize("interval", [0.04, 0.12, 0.3, 1.0])
 @pytest.mark.parametrize("threads", [False, True])
 def test_decode_needed_keeps_every_shown_frame(vids, name, interval, threads):
@@ -165,7 +165,8 @@ def test_interval_sampling_on_mpegts(vids, interval):
     assert len(got) == math.ceil(10 / interval - 1e-9)
 
 
-@pytest.mark.parametrize("interval,ss", [(1.0, 3.0), (2.5, 0.5), (1.0, 7.0)])
+@pytest.mark.parametrize("interval,ss", [(1.0, 3.0), (2.5, 0.5), (1.0, 7.0),
+                                         (2.9, 0.0), (0.5, 9.2), (1.0, 8.5)])  # last: past the last keyframe
 def test_mpegts_seeks_never_show_a_later_frame(vids, interval, ss):
     # MPEG-TS seeks land on the keyframe after the target; the sampler must step back, not show a later one
     got = run(vids["num10_ts"], mode=0, interval=interval, ss=ss)

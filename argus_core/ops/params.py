@@ -21,7 +21,7 @@ def parse_flag(value: Any) -> bool | None:
     """A flag as JSON, config files and environment variables write it; None when it is not one."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)) and math.isfinite(value):
+    if isinstance(value, (int, float)) and _finite(value):
         return value != 0
     if isinstance(value, str):
         text = value.strip().lower()
@@ -33,7 +33,7 @@ def parse_flag(value: Any) -> bool | None:
 
 
 def truthy(value: Any) -> bool:
-    """An operator option or request flag that is set (``true``, 1, ``"yes"``, …)."""
+    """An operator option or request flag that is set (``true``, any non-zero number, ``"yes"``, …)."""
     return parse_flag(value) is True
 
 
@@ -46,10 +46,18 @@ def _number(params: OpParams, key: str, default: float) -> float:
     value = params.other.get(key) if params.other else None
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         _warn(key, value, default)
         return default
     return value
+
+
+def _finite(value: int | float) -> bool:
+    # JSON may carry integers too large for a float (1e400 written out): not a usable parameter
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def other_float(params: OpParams, key: str, default: float, lo: float = 0.0, hi: float = 1.0) -> float:

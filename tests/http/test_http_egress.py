@@ -211,3 +211,51 @@ def test_make_engine_hands_ffmpeg_the_proxy(tmp_path):
     with EgressProxy(Guard([])) as p:
         got = make_engine(settings_for(tmp_path, engine="test_http_egress:_record_engine"), p)
         assert got["source_options"] == {"http_proxy": p.url}
+
+
+def test_saved_frames_are_fetched_through_the_proxy(servers, proxy):
+    # params.save re-opens the source in the service: that must pass the guard as well
+    from argus_http.save import FrameGrabber
+
+    public, inside = servers
+    grabber = FrameGrabber(public.url + "/clip.mp4", 10, {"http_proxy": proxy.url})
+    try:
+        assert grabber.frame_at(1000) is not None
+    finally:
+        grabber.close()
+    with pytest.raises(ArgusError):
+        FrameGrabber(f"{public.url}/redirect?to={inside.url}/clip.mp4", 10, {"http_proxy": proxy.url})
+    assert inside.hits == []
+
+
+def test_no_proxy_cannot_route_decoders_around_the_proxy(servers, proxy, monkeypatch, tmp_path):
+    # FFmpeg honours $no_proxy even when given http_proxy: the decoder processes must drop it
+    from argus_core import Engine
+
+    public, inside = servers
+    monkeypatch.setenv("no_proxy", "127.0.0.2")
+    with Engine(decoders=1, workers=1, ops=["pulp"], source_options={"http_proxy": proxy.url},
+                options={"data_dir": str(tmp_path)}) as eng:
+        body = {"data": {"uri": f"{public.url}/redirect?to={inside.url}/clip.mp4"}, "ops": [{"op": "pulp"}]}
+        with pytest.raises(ArgusError) as err:
+            eng.analyze(body)
+    assert err.value.status == 424
+    assert inside.hits == []
+
+
+@pytest.mark.parametrize(
+    "env,gone",
+    [({"no_proxy": "10.0.0.1"}, True), ({"NO_PROXY": "x", "no_proxy": "y"}, True),
+     ({"no_proxy": "10.0.0.1", "https_proxy": "http://corp:3128"}, False), ({}, True)],
+)
+def test_drop_no_proxy(monkeypatch, env, gone):
+    from argus_http.egress import drop_no_proxy
+
+    for var in ("no_proxy", "NO_PROXY", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    drop_no_proxy()
+    import os
+
+    assert (not os.environ.get("no_proxy") and not os.environ.get("NO_PROXY")) is gone
