@@ -348,13 +348,15 @@ def iter_interval(
                                   min_skip=SEEK_MIN_FRAMES * clock.frame_dur)
             if decoder is None or seek:
                 landed_before = position
-                sought = _seek_before(container, stream, clock, target, start_decoding) if seek else None
+                sought, stepped_back = (_seek_before(container, stream, clock, target, start_decoding)
+                                        if seek else (None, False))
                 if sought is not None:
                     decoder = sought
                     prev = None
                 elif decoder is None:
                     decoder = start_decoding()  # from the start, or the source cannot seek
-                first = True
+                # where a seek that had to step back lands says nothing about the GOP length
+                first = not stepped_back
             else:
                 first = False
             while True:
@@ -396,8 +398,9 @@ def _seek_before(
     clock: Clock,
     target: float,
     start_decoding: Callable[[], Iterator[av.VideoFrame]],
-) -> Iterator[av.VideoFrame] | None:
-    """Seek to the keyframe at or before ``target`` and decode from there; None if the source can't seek.
+) -> tuple[Iterator[av.VideoFrame] | None, bool]:
+    """Seek to the keyframe at or before ``target`` and decode from there: ``(frames, stepped back)``,
+    frames None if the source can't seek.
 
     Some demuxers land after the target (MPEG-TS seeks by dts and lands on the next keyframe), which
     would show a later frame for it: step further back, doubling, until the first frame is not late.
@@ -412,14 +415,14 @@ def _seek_before(
         except av.error.FFmpegError:
             # Not seekable; or the step back failed after a seek that worked, when decoding on from
             # where that one landed beats keeping frames from before it.
-            return late
+            return late, back > 0
         frames = start_decoding()
         first = next(frames, None)
         if first is not None and (when <= 0 or first.pts is None or clock.seconds(first) <= target + 1e-6):
-            return itertools.chain([first], frames)
+            return itertools.chain([first], frames), back > 0
         late = itertools.chain([first], frames) if first is not None else iter(())
         if when <= 0:
-            return late
+            return late, True
         back = max(1.0, 2 * back)
 
 
