@@ -171,20 +171,37 @@ def _on_signals(stop: Any) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _cli_settings(argv: Sequence[str], prog: str, description: str) -> Settings | None:
+    """Settings from the command line (logging set up), or None after printing why they are bad."""
+    try:
+        settings = parse_cli(argv, prog, description)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+    logs.setup(settings.log_level)
+    return settings
+
+
+def start_engine(settings: Settings, guard: Guard | None = None) -> tuple[Any, EgressProxy]:
+    """The engine, and the egress proxy its decoders fetch http(s) sources through (started)."""
+    egress = EgressProxy(guard or Guard(settings.ssrf_allow))
+    egress.start()
+    drop_no_proxy()
+    try:
+        return make_engine(settings, egress), egress
+    except BaseException:
+        egress.close()
+        raise
+
+
 def main_serve(argv: Sequence[str]) -> int:
     """``argus serve [flags]``: the HTTP API plus an in-process runner."""
-    try:
-        settings = parse_cli(argv, "argus serve", "Run the Argus HTTP API (and async jobs) on waitress.")
-    except ValueError as exc:
-        print(f"argus serve: {exc}", file=sys.stderr)
+    settings = _cli_settings(argv, "argus serve", "Run the Argus HTTP API (and async jobs) on waitress.")
+    if settings is None:
         return 2
-    logs.setup(settings.log_level)
     egress = engine = None
     if settings.engine:
-        egress = EgressProxy(Guard(settings.ssrf_allow))
-        egress.start()
-        drop_no_proxy()
-        engine = make_engine(settings, egress)
+        engine, egress = start_engine(settings)
     server = Server(settings, engine, run_jobs=settings.jobs > 0).start()
     # The port line on stdout lets scripts (and tests) use --port 0.
     print(f"argus: listening on http://{settings.host}:{server.port}", flush=True)
@@ -210,12 +227,9 @@ def main_serve(argv: Sequence[str]) -> int:
 
 def main_worker(argv: Sequence[str]) -> int:
     """``argus worker [flags]``: run async jobs from a shared database or a remote queue API."""
-    try:
-        settings = parse_cli(argv, "argus worker", "Run Argus async jobs from a shared queue.")
-    except ValueError as exc:
-        print(f"argus worker: {exc}", file=sys.stderr)
+    settings = _cli_settings(argv, "argus worker", "Run Argus async jobs from a shared queue.")
+    if settings is None:
         return 2
-    logs.setup(settings.log_level)
     metrics = Metrics()
     guard = Guard(settings.ssrf_allow)
     sender = sweeper = None
@@ -229,10 +243,7 @@ def main_worker(argv: Sequence[str]) -> int:
             sender = Sender(tables, settings, guard, metrics).start()
             backend.outbox_listeners.append(sender.wake)
             sweeper = Sweeper(backend, settings.sweep_interval).start()
-    egress = EgressProxy(guard)
-    egress.start()
-    drop_no_proxy()
-    engine = make_engine(settings, egress)
+    engine, egress = start_engine(settings, guard)
     runner = Runner(engine, backend, settings, guard, metrics=metrics, store=FrameStore(settings.save_store)).start()
     print("argus: worker running", flush=True)
     done = threading.Event()
