@@ -293,6 +293,7 @@ WORKER = textwrap.dedent("""
         for l in got:
             claimed.append(l.job_id)
             assert q.touch(l.job_id, l.token)
+            time.sleep(0.003)  # a little work: a worker looping claim -> finish alone could take every job
             assert q.finish(l.job_id, l.token, result={"by": name})
     json.dump(claimed, open(out, "w"))
 """)
