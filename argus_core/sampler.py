@@ -3,8 +3,9 @@
 - mode 0: one frame every ``interval`` s on the grid ``k·interval`` (offset exactly ``round(k·interval·1000)``
   ms, the frame shown at that time), restricted to the ``[ss, ss+t)`` window. Per target the sampler either
   decodes forward or seeks: it seeks only when a keyframe lies between the current position and the
-  target (known from the container's index, else learned from the keyframes seen), so sparse sampling
-  of short GOPs seeks and dense sampling / long GOPs decode forward with frame threads.
+  target (known from the container's index, else learned from the keyframes seen) more than a dozen
+  frames ahead, so sparse sampling of short GOPs seeks and dense sampling / long GOPs decode forward.
+  Decoding forward, FFmpeg drops the non-reference frames no target shows (:func:`decode_needed`).
 - mode 1: keyframes only, by feeding only keyframe packets to the decoder (``skip_frame=NONKEY`` as
   well; VP9 ignores the latter). Offsets come from each frame's pts. When no keyframe comes for
   ``max_gap`` s, exact frames are taken at that spacing so long GOPs are never unsampled.
@@ -326,13 +327,13 @@ def iter_interval(
     eof = False
 
     grid = Grid(s, duration, max_frames)
+    min_skip = SEEK_MIN_FRAMES * clock.frame_dur
 
     def stops_after(t: float) -> bool:
         """Whether decoding forward ends once the frame at ``t`` is shown (a seek or the window's end)."""
         shown_at = grid.at_or_after(t)
         following = grid.at_or_after(shown_at + grid.step / 2) if shown_at is not None else None
-        return following is None or _worth_seeking(t, following, keys, last_key, gop_guess,
-                                                   min_skip=SEEK_MIN_FRAMES * clock.frame_dur)
+        return following is None or _worth_seeking(t, following, keys, last_key, gop_guess, min_skip)
 
     def start_decoding() -> Iterator[av.VideoFrame]:
         return decode_needed(container, stream, clock, grid, stops_after)
@@ -344,8 +345,7 @@ def iter_interval(
             prev, ahead = ahead, None
         if ahead is None and not eof:
             position = prev[0] if prev is not None else -math.inf
-            seek = _worth_seeking(position, target, keys, last_key, gop_guess,
-                                  min_skip=SEEK_MIN_FRAMES * clock.frame_dur)
+            seek = _worth_seeking(position, target, keys, last_key, gop_guess, min_skip)
             if decoder is None or seek:
                 landed_before = position
                 sought, stepped_back = (_seek_before(container, stream, clock, target, start_decoding)

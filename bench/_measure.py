@@ -263,16 +263,21 @@ def _grid_frames(c, s, interval: float, seconds: float | None):
         yield prev
 
 
-def stage_decode(path: Path, interval: float, seconds: float | None, keep: bool = False):
-    """Stage 1 alone, one core: PyAV decode (1 thread) + pick grid frames + convert to 224² RGB."""
-    imgs = []
+def _grid_images(path: Path, interval: float, seconds: float | None):
+    """The naive decode: PyAV (1 thread), the frame at each grid point, converted to 224² RGB."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         s.codec_context.thread_count = 1
         for f in _grid_frames(c, s, interval, seconds):
-            img = f.to_ndarray(format="rgb24", width=MODEL_SIZE, height=MODEL_SIZE)
-            if keep:
-                imgs.append(img)
+            yield f.to_ndarray(format="rgb24", width=MODEL_SIZE, height=MODEL_SIZE)
+
+
+def stage_decode(path: Path, interval: float, seconds: float | None, keep: bool = False):
+    """Stage 1 alone, one core: PyAV decode (1 thread) + pick grid frames + convert to 224² RGB."""
+    imgs = []
+    for img in _grid_images(path, interval, seconds):
+        if keep:
+            imgs.append(img)
     return imgs
 
 
@@ -293,13 +298,8 @@ def stage_infer(sess, man, imgs: list[np.ndarray], batch: int = 1) -> np.ndarray
 
 def naive(path: Path, interval: float, seconds: float | None, sess, man) -> np.ndarray:
     """The naive single-process loop: decode → numpy preprocess → onnxruntime, one frame at a time."""
-    out = []
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        s.codec_context.thread_count = 1
-        for f in _grid_frames(c, s, interval, seconds):
-            img = f.to_ndarray(format="rgb24", width=MODEL_SIZE, height=MODEL_SIZE)
-            out.append(sess.run(None, {man.input.name: _preprocess(img, man)})[0])
+    out = [sess.run(None, {man.input.name: _preprocess(img, man)})[0]
+           for img in _grid_images(path, interval, seconds)]
     return np.concatenate(out)
 
 
