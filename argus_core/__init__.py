@@ -9,7 +9,8 @@ Importable with no web stack::
 """
 
 from .aggregate import aggregate
-from .engine import Engine, Job
+from .pipeline.engine import Engine
+from .pipeline.job import Job
 from .errors import ArgusError
 from .events import JobFinished, OpFinished, Progress, SegmentClosed
 from .request import VideoRequest, parse_request

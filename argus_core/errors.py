@@ -6,6 +6,8 @@ The HTTP adapter maps :class:`ArgusError` to ``status`` + ``{"error": message}``
 
 from __future__ import annotations
 
+import msgspec
+
 
 class ArgusError(Exception):
     """Base of every error a client may see. ``status`` is the documented HTTP status."""
@@ -161,3 +163,29 @@ class ManyFaces(InvalidRequest):
     """Adding a face: the image shows several faces (crop it to the one person)."""
 
     message = "more than one face in image"
+
+
+class ErrorWire(msgspec.Struct, frozen=True):
+    """The one form an error takes across a process boundary (pipes, the queue): the class name, the
+    documented message, and the detail. :func:`to_wire` / :func:`from_wire` convert."""
+
+    kind: str
+    message: str
+    detail: str = ""
+
+
+def to_wire(exc: BaseException) -> ErrorWire:
+    """Any exception → its wire form; anything not an :class:`ArgusError` is an ``internal error``."""
+    if isinstance(exc, ArgusError):
+        return ErrorWire(type(exc).__name__, exc.message, exc.detail)
+    return ErrorWire("EngineError", "internal error", f"{type(exc).__name__}: {exc}")
+
+
+def from_wire(w: ErrorWire) -> ArgusError:
+    """The typed error back (its documented status and message kept); unknown kinds → EngineError."""
+    cls = globals().get(w.kind, EngineError)
+    if not (isinstance(cls, type) and issubclass(cls, ArgusError)):
+        cls = EngineError
+    err = cls.__new__(cls)
+    ArgusError.__init__(err, w.message, detail=w.detail)
+    return err

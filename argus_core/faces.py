@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .frames import FrameSpec
+from .media.renditions import FrameSpec
 from .models import (MODELS_DIR, PACKAGE_PREFIX, Manifest, check_file_hash, load_manifest, model_path, open_session,
                      to_tensor, verify)
 

@@ -12,6 +12,14 @@ class Label(msgspec.Struct):
     score: float
 
 
+class CutOutput(msgspec.Struct):
+    """One op's verdict on one frame, as an inference worker returns it: labels (before the §4 filter)
+    and the per-cut ``result`` (§3)."""
+
+    labels: list[Label]
+    result: Any
+
+
 class CutIn(msgspec.Struct):
     """One op's verdict on one sampled frame: the input of :func:`argus_core.aggregate`."""
 

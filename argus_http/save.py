@@ -18,6 +18,9 @@ from typing import Any
 import av
 import numpy as np
 
+from argus_core.media.sampler import FrameGrabber
+from argus_core.media.source import source_for
+
 
 def clean_prefix(prefix: str | None) -> str:
     """A relative, normalised prefix without ``..`` components ('' when nothing is left)."""
@@ -85,54 +88,6 @@ class FrameStore:
         return path.resolve().as_uri()
 
 
-class FrameGrabber:
-    """Frames of one video at given offsets, at source resolution, for saving kept cuts.
-
-    The engine only ever holds frames at model size, so a saved cut is decoded again here: the frame
-    shown at ``offset`` ms (the last frame whose time from the stream start is <= offset, as the sampler
-    defines offsets). Requests in increasing order decode forward; a jump back or far ahead seeks.
-    """
-
-    SEEK_AHEAD_S = 3.0
-
-    def __init__(self, uri: str, timeout: float = 30.0, source_options: dict[str, str] | None = None) -> None:
-        from argus_core.sampler import open_video
-
-        # the same way the engine opened it: through the SSRF-checking proxy, with its protocol whitelist
-        self.container, self.stream = open_video(uri, timeout, source_options)
-        self.tb = float(self.stream.time_base or Fraction(1, 90000))
-        self.start = self.stream.start_time or 0
-        self._it: Any = None
-        self._prev: av.VideoFrame | None = None
-        self._next: av.VideoFrame | None = None
-
-    def _time(self, frame: av.VideoFrame) -> float:
-        return (frame.pts - self.start) * self.tb if frame.pts is not None else 0.0
-
-    def _restart(self, seconds: float | None) -> None:
-        if seconds is not None and seconds > 0:
-            self.container.seek(int(self.start + seconds / self.tb), stream=self.stream, backward=True)
-        else:
-            self.container.seek(0, stream=self.stream) if self._it is not None else None
-        self._it = self.container.decode(self.stream)
-        self._prev = None
-        self._next = next(self._it, None)
-
-    def frame_at(self, offset_ms: int) -> av.VideoFrame | None:
-        t = offset_ms / 1000.0 + 0.0005  # offsets are rounded to whole ms
-        if self._it is None:
-            self._restart(t if t > self.SEEK_AHEAD_S else None)
-        elif (self._prev is not None and self._time(self._prev) > t) or \
-                (self._next is not None and t - self._time(self._next) > self.SEEK_AHEAD_S):
-            self._restart(t)
-        while self._next is not None and self._time(self._next) <= t:
-            self._prev, self._next = self._next, next(self._it, None)
-        return self._prev if self._prev is not None else self._next
-
-    def close(self) -> None:
-        self.container.close()
-
-
 class CutSaver:
     """Saves the kept cuts of one job (CONTRACT §10) and puts their ``uri`` into the result dicts.
 
@@ -155,7 +110,8 @@ class CutSaver:
         if not self._broken:
             try:
                 if self._grabber is None:
-                    self._grabber = FrameGrabber(self.source, source_options=self.source_options)
+                    # the same way the engine opened it: through the SSRF-checking proxy, with its whitelist
+                    self._grabber = FrameGrabber(source_for(self.source, options=self.source_options))
                 frame = self._grabber.frame_at(offset)
                 if frame is not None:
                     uri = self.store.put(cut_key(self.prefix, self.video_id, offset), jpeg_bytes(frame))

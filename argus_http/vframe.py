@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from argus_core.errors import ArgusError, InvalidRequest
 from argus_core.request import parse_request, sampling_of
-from argus_core.sampler import sample
+from argus_core.media.sampler import sample
 
 from . import callbacks as cb
 from .save import cut_key, jpeg_bytes

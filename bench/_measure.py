@@ -115,7 +115,7 @@ def loadavg() -> float:
 # -- 1. keyframes -----------------------------------------------------------------------------------
 def argus_keyframes(path: Path) -> list[int]:
     from argus_core.request import Sampling
-    from argus_core.sampler import sample
+    from argus_core.media.sampler import sample
 
     return [off for off, _f in sample(str(path), Sampling(mode=1, interval=5.0, ss=0.0, t=None))]
 
@@ -168,7 +168,7 @@ def _duration(c, s) -> float:
 
 def argus_interval(path: Path, interval: float) -> list[int]:
     from argus_core.request import Sampling
-    from argus_core.sampler import sample
+    from argus_core.media.sampler import sample
 
     return [int(round(f.time * 1000)) for _o, f in
             sample(str(path), Sampling(mode=0, interval=interval, ss=0.0, t=None))]
@@ -350,10 +350,11 @@ class OverlapBench:
 
     def ref_fns(self) -> dict[str, Callable[[], object]]:
         """Reference only: Argus' own stages alone (its decoder code, its op code at its batch size)."""
-        from argus_core.frames import Frame
+        from argus_core.media.renditions import Frame
         from argus_core.ops import create_op
         from argus_core.request import OpParams, Sampling
-        from argus_core.sampler import Converter, sample
+        from argus_core.media.renditions import Converter
+        from argus_core.media.sampler import sample
 
         op = create_op("pulp")
         op.load(threads=1)
@@ -505,7 +506,7 @@ def _frame() -> np.ndarray:
 
 
 def _ring_producer(ctl, idx_w, free_r, ring_name, slots, slot_bytes, n):
-    from argus_core.ring import FrameRing
+    from argus_core.pipeline.ring import FrameRing
 
     ring = FrameRing.attach(ring_name, slots, slot_bytes)
     src = _frame()
@@ -527,7 +528,7 @@ def _ring_producer(ctl, idx_w, free_r, ring_name, slots, slot_bytes, n):
 
 
 def _ring_consumer(ctl, idx_r, free_w, ring_name, slots, slot_bytes):
-    from argus_core.ring import FrameRing
+    from argus_core.pipeline.ring import FrameRing
 
     ring = FrameRing.attach(ring_name, slots, slot_bytes)
     ctl.send("ready")
@@ -550,7 +551,7 @@ def ring_transfer(n: int = 300, slots: int = 8) -> float:
 
     Producer writes each frame into a free slot and sends the slot index on a pipe; the consumer reads
     the frame in place and sends the index back on another pipe (the free list)."""
-    from argus_core.ring import FrameRing
+    from argus_core.pipeline.ring import FrameRing
 
     ctx = mp.get_context("spawn")
     ring = FrameRing.create(slots, int(np.prod(FRAME_SHAPE)))

@@ -80,13 +80,11 @@ def main() -> None:
     t_analyze = time.perf_counter() - t1
     stop.set()
     th.join()
-    # which child is which (private attributes, read for labelling only; "other" if they change)
+    # which child is which
     roles = {os.getpid(): "parent"}
-    for attr, role in (("_decoders", "decoder"), ("_workers", "worker")):
-        for c in getattr(engine, attr, []) or []:
-            pid = getattr(getattr(c, "proc", None), "pid", None)
-            if pid:
-                roles[pid] = role
+    for role, pids in engine.child_pids().items():
+        for pid in pids:
+            roles[pid] = role.rstrip("s")
     procs = []
     for p in _descendants(os.getpid()):
         st = _status(p)

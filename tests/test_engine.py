@@ -152,6 +152,6 @@ def test_http_source_and_missing_url(engine, vids, tmp_path):
     ],
 )
 def test_frame_threads_rule(cores, decoding, workers, forced, want):
-    from argus_core.engine import frame_threads_rule
+    from argus_core.pipeline.engine import frame_threads_rule
 
     assert frame_threads_rule(cores, decoding, workers, forced) is want

@@ -472,7 +472,7 @@ def test_face_ops_label_exactly_the_segments_showing_the_person(tmp_path, pipeli
 
 
 def test_face_ops_share_one_analysis_per_frame(pipeline, samples):
-    from argus_core.frames import Frame
+    from argus_core.media.renditions import Frame
     from argus_core.faces import DETECT_SPEC
     from argus_core.ops.faces import analyze_frames
 

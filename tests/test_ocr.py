@@ -15,7 +15,7 @@ pytest.importorskip("rapidocr", reason="ocr needs the rapidocr package (pip inst
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402  (a dependency of rapidocr and scikit-image)
 
 from argus_core import Engine  # noqa: E402
-from argus_core.frames import Frame  # noqa: E402
+from argus_core.media.renditions import Frame  # noqa: E402
 from argus_core.models import MODELS_DIR, ModelError  # noqa: E402
 from argus_core.ops import create_op  # noqa: E402
 from argus_core.ops.ocr import keyword_hits, keyword_matches  # noqa: E402

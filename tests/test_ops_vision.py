@@ -13,7 +13,7 @@ from av.video.reformatter import Interpolation
 
 from argus_core import Engine
 from argus_core.detection import iou_one_to_many
-from argus_core.frames import Frame
+from argus_core.media.renditions import Frame
 from argus_core.imagenet import class_indices, softmax, top_k
 from argus_core.ops import create_op
 from argus_core.ops import terror as terror_mod

@@ -15,7 +15,7 @@ import pytest
 
 from argus_core import Engine
 from argus_core.errors import ArgusError
-from argus_core.ring import FrameRing, leftover_segments
+from argus_core.pipeline.ring import FrameRing, leftover_segments
 
 from .conftest import child_pids
 
@@ -55,7 +55,7 @@ def test_ring_transfers_between_processes_without_pickling_pixels(no_leaks):
 
 
 def test_ring_rejects_frames_that_do_not_fit():
-    from argus_core.ring import RingFull
+    from argus_core.pipeline.ring import RingFull
 
     with FrameRing.create(1, 1000) as ring:
         with pytest.raises(RingFull):
@@ -102,8 +102,9 @@ def test_kill_9_of_a_child_fails_only_its_job_and_the_engine_recovers(vids, monk
         ok = e.analyze({**body, "params": {"vframe": {"mode": 0, "interval": 5}}}, timeout=60)
         assert len(ok["pulp"]["segments"][0]["cuts"]) == 12
         # every slot is accounted for: free, or granted to a (now idle) decoder
-        held = sum(len(d.slots) for d in e._decoders) + sum(len(w.slots) for w in e._workers)
-        assert len(e._free) + held == e.n_slots and len(set(e._free)) == len(e._free)
+        acct = e.slot_accounting()
+        held = acct["decoders"] + acct["workers"]
+        assert acct["free"] + held == e.n_slots and acct["distinct_free"] == acct["free"]
 
 
 def test_exception_inside_the_with_block_leaks_nothing(no_leaks):
@@ -120,7 +121,7 @@ def test_kill_9_of_the_parent_leaks_nothing(vids, tmp_path):
         job = e.submit({{"data": {{"uri": {str(vids['photos_long'])!r}}}, "params": {{"vframe": {{"mode": 0, "interval": 0.05}}}},
                         "ops": [{{"op": "pulp"}}]}})
         pids = e.child_pids()
-        print(e._ring.name, *pids["decoders"], *pids["workers"], flush=True)
+        print(e.ring_name, *pids["decoders"], *pids["workers"], flush=True)
         time.sleep(60)
     """)
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)

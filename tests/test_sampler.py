@@ -7,7 +7,8 @@ import math
 import pytest
 
 from argus_core.request import Sampling
-from argus_core.sampler import Converter, interval_targets, sample
+from argus_core.media.renditions import Converter
+from argus_core.media.sampler import interval_targets, sample
 
 from .videos import keyframe_offsets, read_index
 
@@ -114,7 +115,7 @@ def test_max_frames_spreads_samples_evenly():
 
 
 def test_converter_sizes():
-    from argus_core.frames import FrameSpec
+    from argus_core.media.renditions import FrameSpec
 
     conv = Converter([FrameSpec(224, 224), FrameSpec(416, 416, "contain"), FrameSpec(max_side=640)], 1920, 1080)
     assert conv.sizes == [(224, 224), (416, 234), (640, 360)]
@@ -125,7 +126,7 @@ def _decoded_indices(path, interval: float, threads: bool) -> tuple[list[int], l
     them, and how many frames the file has."""
     import av
 
-    from argus_core.sampler import Clock, Grid, decode_needed
+    from argus_core.media.sampler import Clock, Grid, decode_needed
 
     with av.open(str(path)) as c:
         total = sum(1 for _ in c.decode(video=0))
@@ -138,7 +139,7 @@ def _decoded_indices(path, interval: float, threads: bool) -> tuple[list[int], l
         got = sorted((clock.seconds(f), read_index(f.to_ndarray(format="rgb24")))
                      for f in decode_needed(c, st, clock, grid))
     shown = []
-    for _, target in grid:
+    for _, target, _who in grid:
         before = [i for t, i in got if t <= target + 1e-6]
         shown.append(before[-1] if before else -1)
     return [i for _, i in got], shown, total
@@ -181,7 +182,7 @@ def test_skipping_survives_seeks(vids, monkeypatch):
     # a reference frame or one that a target shows, but for a few around the shown ones.
     import av
 
-    import argus_core.sampler as sampler
+    import argus_core.media.sampler as sampler
 
     path = vids["num20_gop250"]
     with av.open(str(path)) as c:

@@ -10,20 +10,13 @@ from typing import Any, ClassVar, Sequence
 import msgspec
 import numpy as np
 
-from ..frames import Frame, FrameSpec
+from ..media.renditions import Frame, FrameSpec
 from ..models import (MODELS_DIR, PACKAGE_PREFIX, Manifest, ModelError, check_file_hash, load_manifest, model_path,
                       open_session, to_tensor, verify)
 from ..request import OpParams
-from ..result import Label
+from ..result import CutOutput, Label
 
 log = logging.getLogger("argus.ops")
-
-
-class CutOutput(msgspec.Struct):
-    """One op's verdict on one frame: labels (before the §4 filter) and the per-cut ``result`` (§3)."""
-
-    labels: list[Label]
-    result: Any
 
 
 class Model:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..detection import Candidates, GFLHead, class_aware_nms, corner_points, decode_gfl, to_frame
-from ..frames import Frame, letterbox
+from ..media.renditions import Frame, letterbox
 from ..models import ModelError
 from ..request import OpParams
 from ..result import Label

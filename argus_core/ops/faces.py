@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import ArgusError
 from ..faces import DETECT_SPEC, FacePipeline
-from ..frames import Frame, FrameSpec
+from ..media.renditions import Frame, FrameSpec
 from ..gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_name, needs_review
 from ..request import OpParams
 from ..result import Label

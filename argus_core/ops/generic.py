@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..frames import Frame, FrameSpec, centre_crop
+from ..media.renditions import Frame, FrameSpec, centre_crop
 from ..models import (
     MODELS_DIR,
     InputSpec,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..frames import Frame, FrameSpec, centre_crop
+from ..media.renditions import Frame, FrameSpec, centre_crop
 from ..imagenet import softmax, top_k
 from .params import other_float, other_int
 from ..models import Manifest

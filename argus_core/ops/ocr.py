@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..frames import Frame, FrameSpec
+from ..media.renditions import Frame, FrameSpec
 from ..models import ModelError
 from ..request import OpParams
 from ..result import Label

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..frames import Frame, FrameSpec, centre_crop
+from ..media.renditions import Frame, FrameSpec, centre_crop
 from ..models import Manifest, ModelError, load_manifest
 from ..request import OpParams
 from ..result import Label

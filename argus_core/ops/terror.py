@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 
 from ..detection import corner_points
-from ..frames import Frame, FrameSpec
+from ..media.renditions import Frame, FrameSpec
 from ..imagenet import class_indices
 from ..models import ModelError
 from ..request import OpParams

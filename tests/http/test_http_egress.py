@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 
 from argus_core.errors import ArgusError
-from argus_core.sampler import open_video
+from argus_core.media.source import open_video
 from argus_http.egress import EgressProxy
 from argus_http.ssrf import Guard
 from conftest import running_server, video_body
@@ -215,16 +215,17 @@ def test_make_engine_hands_ffmpeg_the_proxy(tmp_path):
 
 def test_saved_frames_are_fetched_through_the_proxy(servers, proxy):
     # params.save re-opens the source in the service: that must pass the guard as well
-    from argus_http.save import FrameGrabber
+    from argus_core.media.sampler import FrameGrabber
+    from argus_core.media.source import source_for
 
     public, inside = servers
-    grabber = FrameGrabber(public.url + "/clip.mp4", 10, {"http_proxy": proxy.url})
+    grabber = FrameGrabber(source_for(public.url + "/clip.mp4", 10, {"http_proxy": proxy.url}))
     try:
         assert grabber.frame_at(1000) is not None
     finally:
         grabber.close()
     with pytest.raises(ArgusError):
-        FrameGrabber(f"{public.url}/redirect?to={inside.url}/clip.mp4", 10, {"http_proxy": proxy.url})
+        FrameGrabber(source_for(f"{public.url}/redirect?to={inside.url}/clip.mp4", 10, {"http_proxy": proxy.url}))
     assert inside.hits == []
 
 

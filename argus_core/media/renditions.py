@@ -1,4 +1,5 @@
-"""What an op asks the decoder for: frame renditions (size + resize rule), computed per source size.
+"""Frame renditions: what an op asks the decoder for (size + resize rule, computed per source size), the
+:class:`Frame` an op sees, and the :class:`Converter` that writes each rendition straight into a ring slot.
 
 The decoder converts each sampled frame once per distinct rendition (swscale, straight to RGB at the model
 size), so no full-resolution RGB frame is ever made when a 224² model is all that runs.
@@ -9,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal, Sequence
 
+import av
 import msgspec
 import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
 
 # Renditions with 'cover' keep the aspect ratio and fill the box; cap how far they may overflow it so a
 # slot's size stays bounded for extreme aspect ratios (beyond it the frame is squeezed a little).
@@ -95,3 +98,28 @@ def letterbox(img: np.ndarray, width: int, height: int, fill: int = 0) -> tuple[
     out = np.full((height, width, img.shape[2]), fill, dtype=img.dtype)
     out[:h, :w] = img[:height, :width]
     return out, 0, 0
+
+
+class Converter:
+    """Turns a decoded frame into RGB renditions written straight into destination arrays.
+
+    One swscale context per rendition size is reused (PyAV's VideoReformatter caches it), which is what
+    makes converting straight to the model size cheap."""
+
+    def __init__(self, specs: Sequence[FrameSpec], src_w: int, src_h: int) -> None:
+        self.specs = tuple(specs)
+        self.sizes = [spec.size_for(src_w, src_h) for spec in self.specs]
+        self._reformatters = [VideoReformatter() for _ in self.specs]
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        return [(h, w, 3) for (w, h) in self.sizes]
+
+    def convert_into(self, frame: av.VideoFrame, outs: Sequence[np.ndarray]) -> None:
+        for ref, (w, h), out in zip(self._reformatters, self.sizes, outs):
+            rgb = ref.reformat(frame, width=w, height=h, format="rgb24", interpolation=Interpolation.BILINEAR)
+            np.copyto(out, rgb.to_ndarray())
+
+    def convert(self, frame: av.VideoFrame) -> list[np.ndarray]:
+        outs = [np.empty(shape, np.uint8) for shape in self.shapes()]
+        self.convert_into(frame, outs)
+        return outs

@@ -10,7 +10,7 @@ may unlink a segment it did not create, or warn about "leaked" ones). The creato
 killed with ``-9`` the resource tracker still unlinks the segment when the last process exits.
 
 Slot accounting (which slot is free, written, being inferred) lives in the parent, which hands slots to
-children point-to-point; see :mod:`argus_core.engine`. That is deliberate: a shared free-queue whose lock
+children point-to-point; see :mod:`argus_core.pipeline.engine`. That is deliberate: a shared free-queue whose lock
 is held by a child killed with ``-9`` would deadlock every other process.
 """
 

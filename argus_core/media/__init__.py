@@ -1,0 +1,1 @@
+"""Media: sources, the one media clock, the one decode loop (sampler) and frame renditions."""

@@ -1,0 +1,170 @@
+"""Sources: where frames come from. A :class:`Source` opens to an :class:`OpenedVideo` (PyAV container +
+its first video stream + what is known about it), and says whether it is live (no known end).
+
+Only :class:`FileSource` exists today (local files and http(s) URLs, finite); live sources (RTMP, RTSP, SRT,
+HLS live) will implement the same protocol with ``live = True`` and ``duration = None`` (the live-stream
+issue). Everything that opens video — the decoder processes, the frames-only task, saving cuts — opens it
+here, so the error mapping (CONTRACT §2) and the FFmpeg options (timeouts, the SSRF-checking proxy, the
+protocol whitelist) are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+from urllib.parse import unquote, urlsplit
+
+import av
+import av.error
+
+from ..errors import ArgusError, CannotOpen, OutOfMemory, VideoNotFound
+
+# FFmpeg errno values meaning "the source could not be reached" (→ 424).
+_UNREACHABLE = {
+    errno.ENOENT, errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
+    errno.ECONNRESET, errno.EACCES, errno.EPERM,
+}
+
+#: what an http(s) source may lead FFmpeg to open (HLS playlists name further URLs): never a local file
+HTTP_PROTOCOLS = "http,https,tcp,tls,crypto,httpproxy,data"
+
+
+def local_path(uri: str) -> str | None:
+    """The filesystem path of a local URI (bare path or ``file://``), else None."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file") or len(parts.scheme) == 1:
+        return unquote(parts.path) if parts.scheme == "file" else uri
+    return None
+
+
+def map_av_error(exc: BaseException) -> ArgusError:
+    """FFmpeg/PyAV exception → the contract's error (§2)."""
+    if isinstance(exc, ArgusError):
+        return exc
+    if isinstance(exc, (MemoryError, av.error.MemoryError)):
+        return OutOfMemory(detail=str(exc))
+    if isinstance(exc, (av.error.HTTPError, av.error.HTTPClientError, av.error.FileNotFoundError,
+                        av.error.ExitError)):
+        return VideoNotFound(detail=str(exc))
+    code = getattr(exc, "errno", None)
+    if code in _UNREACHABLE or isinstance(exc, (TimeoutError, ConnectionError)):
+        return VideoNotFound(detail=str(exc))
+    return CannotOpen(detail=f"{type(exc).__name__}: {exc}")
+
+
+def duration_of(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """The video's duration in seconds from the stream or the container header (None if unknown)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1e6
+    return None
+
+
+def open_video(
+    uri: str, timeout: float = 30.0, options: dict[str, str] | None = None,
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open a source and its first video stream, mapping failures to the documented errors.
+
+    ``options``: extra FFmpeg options for network sources (e.g. ``http_proxy``)."""
+    path = local_path(uri)
+    if path is not None:
+        if not os.path.exists(path):
+            raise VideoNotFound(detail=f"no such file: {path}")
+        if os.path.isdir(path) or os.path.getsize(path) == 0:
+            raise CannotOpen(detail=f"empty or not a file: {path}")
+    target = path if path is not None else uri
+    options = {} if path is not None else {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6)),
+                                           **(options or {})}
+    if path is None and urlsplit(uri).scheme.lower() in ("http", "https"):
+        options.setdefault("protocol_whitelist", HTTP_PROTOCOLS)
+    try:
+        container = av.open(target, mode="r", timeout=(timeout, timeout), options=options)
+    except ArgusError:
+        raise
+    except Exception as exc:
+        raise map_av_error(exc) from None
+    try:
+        if not container.streams.video:
+            raise CannotOpen(detail="no video stream")
+        stream = container.streams.video[0]
+        if not stream.codec_context or stream.codec_context.width <= 0:
+            raise CannotOpen(detail="video stream has no size")
+    except BaseException:
+        container.close()
+        raise
+    return container, stream
+
+
+@dataclass
+class OpenedVideo:
+    """An open source: the container, its first video stream, and what is known before decoding."""
+
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    duration: float | None  #: seconds; None for live sources and files that do not say
+
+    @property
+    def width(self) -> int:
+        return self.stream.codec_context.width
+
+    @property
+    def height(self) -> int:
+        return self.stream.codec_context.height
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "OpenedVideo":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Source(Protocol):
+    """Where frames come from (CONTRACT §1 ``data.uri``). ``live``: no known end (duration None)."""
+
+    uri: str
+    live: ClassVar[bool]
+
+    def open(self) -> OpenedVideo: ...
+
+    def nothing_decodable(self) -> bool: ...
+
+
+@dataclass
+class FileSource:
+    """A finite video: a local file or an http(s) URL. ``options``: extra FFmpeg options for network
+    sources (the service sets ``http_proxy`` to its SSRF-checking proxy)."""
+
+    uri: str
+    timeout: float = 30.0
+    options: dict[str, str] = field(default_factory=dict)
+    live: ClassVar[bool] = False
+
+    def open(self) -> OpenedVideo:
+        container, stream = open_video(self.uri, self.timeout, self.options or None)
+        return OpenedVideo(container, stream, duration_of(container, stream))
+
+    def nothing_decodable(self) -> bool:
+        """True when not a single frame of the video decodes (a window past the end is not an error)."""
+        try:
+            video = self.open()
+        except ArgusError:
+            return True
+        try:
+            for _frame in video.container.decode(video.stream):
+                return False
+            return True
+        except av.error.FFmpegError:
+            return True
+        finally:
+            video.close()
+
+
+def source_for(uri: str, timeout: float = 30.0, options: dict[str, str] | None = None) -> Source:
+    """The source kind for a URI (one place that decides; live kinds join here)."""
+    return FileSource(uri, timeout, dict(options or {}))

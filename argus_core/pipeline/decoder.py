@@ -1,0 +1,156 @@
+"""The decoder process: one video at a time, sampled by the one decode loop (:mod:`argus_core.media.sampler`),
+each frame converted straight into a ring slot the parent granted, its index posted back.
+
+Talks to the parent in :mod:`~argus_core.pipeline.messages` Structs over its own pipe; a job's decoding
+stops at the next frame once the parent says ``StopJob`` (every op terminated, cancelled, failed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import deque
+from multiprocessing.connection import Connection
+
+from ..errors import ArgusError, CannotOpen, ErrorWire, VideoTooLong, to_wire
+from ..media.renditions import Converter
+from ..media.sampler import frames
+from ..media.source import OpenedVideo, Source, map_av_error, source_for
+from .messages import DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, StopJob, VideoMeta, decoder_side
+from .ring import FrameRing
+
+log = logging.getLogger("argus.decoder")
+
+
+class _Exit(Exception):
+    """The parent said Exit (or went away) while a job was running."""
+
+
+def child_setup() -> None:
+    # The parent handles Ctrl-C and tells children to exit; a child dying on SIGINT would look like a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Decoder:
+    """The decoder process's state: the slots granted, the jobs queued and the ones told to stop."""
+
+    def __init__(self, conn: Connection, ring: FrameRing, source_options: dict[str, str] | None) -> None:
+        self.chan = decoder_side(conn)
+        self.ring = ring
+        self.source_options = source_options
+        self.granted: deque[int] = deque()
+        self.stopped: set[int] = set()
+        self.jobs: deque[DecodeJob] = deque()
+
+    # -- messages ---------------------------------------------------------------------------------------
+    def handle(self, msg: object) -> None:
+        if isinstance(msg, GrantSlots):
+            self.granted.extend(msg.slots)
+        elif isinstance(msg, StopJob):
+            self.stopped.add(msg.key)
+        elif isinstance(msg, DecodeJob):
+            self.jobs.append(msg)
+        elif isinstance(msg, Exit):
+            raise _Exit
+
+    def drain(self, block: bool) -> None:
+        while block or self.chan.poll():
+            self.handle(self.chan.recv())
+            block = False
+
+    def run(self) -> None:
+        while True:
+            if not self.jobs:
+                self.drain(block=True)
+                continue
+            self.run_job(self.jobs.popleft())
+
+    # -- one job ----------------------------------------------------------------------------------------
+    def open(self, job: DecodeJob) -> tuple[Source, OpenedVideo]:
+        source = source_for(job.uri, job.timeout, self.source_options)
+        video = source.open()
+        try:
+            if job.max_duration and video.duration is not None and video.duration > job.max_duration:
+                raise VideoTooLong(job.max_duration, detail=f"{video.duration:.0f} s")
+        except BaseException:
+            video.close()
+            raise
+        return source, video
+
+    def next_slot(self, key: int) -> int | None:
+        """A granted slot, waiting for one if needed; None once the job is stopped."""
+        while not self.granted and key not in self.stopped:
+            self.drain(block=True)
+        return None if key in self.stopped else self.granted.popleft()
+
+    def decode(self, job: DecodeJob, source: Source, video: OpenedVideo) -> int:
+        """Sample the video into slots; returns how many frames were posted."""
+        key = job.key
+        conv = Converter(job.specs, video.width, video.height)
+        shapes = conv.shapes()
+        self.ring.layout(shapes)  # fail early if the renditions don't fit a slot
+        self.chan.send(VideoMeta(key, None if video.duration is None else int(video.duration * 1000),
+                                 video.width, video.height))
+
+        def should_stop() -> bool:
+            self.drain(block=False)
+            return key in self.stopped
+
+        count = 0
+        for item in frames(video, job.sampling, should_stop, max_frames=job.max_frames,
+                           frame_threads=job.frame_threads, reopen=source.open):
+            slot = self.next_slot(key)
+            if slot is None:
+                break
+            self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms,
+                                 src=(video.width, video.height), shapes=shapes)
+            conv.convert_into(item.frame, self.ring.views(slot))
+            self.chan.send(FrameReady(slot, key, count, item.offset_ms))
+            count += 1
+        return count
+
+    def run_job(self, job: DecodeJob) -> None:
+        self.stopped.discard(job.key)
+        count = 0
+        error: ErrorWire | None = None
+        video = None
+        try:
+            source, video = self.open(job)
+            count = self.decode(job, source, video)
+            if count == 0 and job.key not in self.stopped and source.nothing_decodable():
+                error = to_wire(CannotOpen(detail="no decodable frame"))
+        except (ArgusError, MemoryError) as exc:
+            error = to_wire(map_av_error(exc))
+        except _Exit:
+            raise
+        except Exception as exc:  # FFmpeg errors mid-stream
+            if count == 0:
+                error = to_wire(map_av_error(exc))
+            else:
+                log.warning("decoding ended early after %d frames: %s: %s", count, type(exc).__name__, exc)
+        finally:
+            if video is not None:
+                video.close()
+        # Hand unused slots back so an idle decoder does not sit on ring capacity.
+        returned = list(self.granted)
+        self.granted.clear()
+        self.chan.send(DecodeDone(job.key, count, error, returned))
+
+
+def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,
+                 source_options: dict[str, str] | None = None) -> None:
+    """Process entry point. ``source_options``: extra FFmpeg options for network sources."""
+    child_setup()
+    if source_options and source_options.get("http_proxy"):
+        # FFmpeg reads no_proxy from the environment even when given http_proxy: hosts listed there
+        # (metadata addresses, cluster-internal names) would be fetched around the checking proxy.
+        for var in ("no_proxy", "NO_PROXY"):
+            os.environ.pop(var, None)
+    ring = FrameRing.attach(ring_name, slots, slot_bytes)
+    try:
+        Decoder(conn, ring, source_options).run()
+    except (_Exit, EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    finally:
+        ring.close()
