@@ -22,7 +22,9 @@ from argus_core.catalog import catalog  # noqa: E402
 from argus_core.errors import BadOp  # noqa: E402
 from argus_core.models import _main as models_cli  # noqa: E402
 from argus_core.ops import create_op, op_classes  # noqa: E402
-from argus_core.ops.generic import decode_yolo, manifest_ops, nms  # noqa: E402
+from argus_core.ops.generic import manifest_ops  # noqa: E402
+from argus_core.post.boxes import nms  # noqa: E402
+from argus_core.post.heads import decode_yolo  # noqa: E402
 
 from .videos import encode  # noqa: E402
 

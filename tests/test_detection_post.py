@@ -1,4 +1,4 @@
-"""Table tests of the detector post-processing (argus_core.detection): GFL decoding, NMS, frame mapping.
+"""Table tests of the detector post-processing (argus_core.post): GFL decoding, NMS, frame mapping.
 
 No model here: inputs are hand-made arrays whose right answer can be worked out on paper.
 """
@@ -8,18 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus_core.detection import (
-    Candidates,
-    GFLHead,
-    cell_centres,
-    class_aware_nms,
-    corner_points,
-    decode_gfl,
-    distribution_distances,
-    iou_one_to_many,
-    nms,
-    to_frame,
-)
+from argus_core.post.boxes import Candidates, class_aware_nms, corner_points, iou_one_to_many, nms, to_frame
+from argus_core.post.heads import GFLHead, cell_centres, decode_gfl, distribution_distances
 
 BIG = 50.0  # a logit this much above the others makes its bin's softmax probability ~1
 
@@ -168,7 +158,7 @@ def test_iou(a, b, expected):
     ],
 )
 def test_nms_table(boxes, scores, iou, max_keep, expected):
-    keep = nms(np.asarray(boxes, np.float64), np.asarray(scores, np.float64), iou, max_keep)
+    keep = nms(np.asarray(boxes, np.float64), np.asarray(scores, np.float64), iou, max_keep=max_keep)
     assert keep.tolist() == expected
 
 

@@ -12,9 +12,9 @@ from av import VideoFrame
 from av.video.reformatter import Interpolation
 
 from argus_core import Engine
-from argus_core.detection import iou_one_to_many
+from argus_core.post.boxes import iou_one_to_many
 from argus_core.media.renditions import Frame
-from argus_core.imagenet import class_indices, softmax, top_k
+from argus_core.post.scores import class_indices, softmax, top_k
 from argus_core.ops import create_op
 from argus_core.ops import terror as terror_mod
 from argus_core.ops.image_label import FrameMemo, memo_for

@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..detection import Candidates, GFLHead, class_aware_nms, corner_points, decode_gfl, to_frame
+from ..post.boxes import Candidates, class_aware_nms, corner_points, to_frame
+from ..post.heads import GFLHead, decode_gfl
 from ..media.renditions import Frame, letterbox
 from ..models import ModelError
 from ..request import OpParams

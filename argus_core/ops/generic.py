@@ -16,7 +16,7 @@ ONNX file turns into an op named ``params.op`` when its ``kind`` is one of:
     class scores), ``yolov8`` (output ``[N, 4 + C, boxes]``: cx, cy, w, h, class scores) — boxes in input
     pixels (``params.normalised=true`` when they are 0..1), ``params.box`` ``cxcywh`` (default) or ``xyxy``
     — or ``nanodet-gfl``, the NanoDet head we ship (``params`` as in ``models/nanodet/manifest.json``:
-    ``strides``, ``reg_max``, ``score_outputs``, ``box_outputs``; decoded by :mod:`argus_core.detection`).
+    ``strides``, ``reg_max``, ``score_outputs``, ``box_outputs``; decoded by :mod:`argus_core.post.heads`).
     ``params.threshold`` (default 0.25; the request may set ``params.other.threshold``), class-aware NMS in
     numpy (``params.iou``, default 0.45; ``params.class_agnostic``; ``min_score``/``nms_iou`` also read).
     Result ``{"detections": [{"index", "class", "score", "pts"}]}`` with ``pts`` the four corners in
@@ -56,6 +56,9 @@ from ..models import (
     ModelError,
     fixed_image,
 )
+from ..post.boxes import nms
+from ..post.heads import decode_yolo
+from ..post.scores import sigmoid, softmax
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model, Op
@@ -88,61 +91,6 @@ def fit_view(view: np.ndarray, inp: InputSpec, fill: int = 0) -> tuple[np.ndarra
     out = np.full((h, w, view.shape[2]), fill, dtype=view.dtype)
     out[: min(h, vh), : min(w, vw)] = view[:h, :w]
     return out, 0.0, 0.0
-
-
-# -- numpy post-processing -----------------------------------------------------------------------------------
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, classes: np.ndarray | None = None,
-        limit: int = 300) -> np.ndarray:
-    """Greedy non-maximum suppression on ``[n,4]`` x1,y1,x2,y2 boxes; indexes kept, best first.
-
-    With ``classes`` boxes of different classes never suppress each other (class-aware NMS)."""
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    b = boxes.astype(np.float64)
-    if classes is not None:  # shift each class into its own region so classes never overlap
-        b = b + (classes.astype(np.float64) * (b.max() + 1.0))[:, None]
-    x1, y1, x2, y2 = b.T
-    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size and len(keep) < limit:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        union = area[i] + area[rest] - inter
-        ratio = np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
-        order = rest[ratio <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def decode_yolo(out: np.ndarray, head: str, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's raw YOLO output → (boxes ``[n,4]`` as given, scores ``[n]``, classes ``[n]``)."""
-    if head == "yolov8":
-        rows = out.T  # [4+C, B] -> [B, 4+C]
-        cls = rows[:, 4:]
-    elif head == "yolov5":
-        rows = out
-        cls = rows[:, 5:] * rows[:, 4:5]
-    else:
-        raise ValueError(f"unknown detector head {head!r}")
-    if cls.shape[1] == 0:
-        raise ValueError("detector output has no class columns")
-    classes = cls.argmax(axis=1)
-    scores = cls[np.arange(len(cls)), classes]
-    ok = scores >= threshold
-    return rows[ok, :4], scores[ok], classes[ok]
 
 
 # -- op kinds ------------------------------------------------------------------------------------------------
@@ -255,7 +203,7 @@ class DetectorOp(ManifestOp):
         self.gfl: Any = None
         if self.head == "nanodet-gfl":
             try:
-                from ..detection import GFLHead
+                from ..post.heads import GFLHead
             except ImportError as exc:
                 raise ModelError(f"{self.manifest.name}: the NanoDet decoder is not available: {exc}") from exc
             inp = self.manifest.input
@@ -269,7 +217,7 @@ class DetectorOp(ManifestOp):
         """One image's boxes (x1, y1, x2, y2 in model-input pixels), scores and classes above threshold."""
         inp = self.manifest.input
         if self.gfl is not None:
-            from ..detection import decode_gfl
+            from ..post.heads import decode_gfl
 
             scores = [np.asarray(outs[n][k], dtype=np.float64) for n in self.p["score_outputs"]]
             if not self.p.get("sigmoid_applied", True):

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec, centre_crop
-from ..imagenet import softmax, top_k
+from ..post.scores import softmax, top_k
 from .params import other_float, other_int
 from ..models import Manifest
 from ..request import OpParams

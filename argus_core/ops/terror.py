@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 
-from ..detection import corner_points
+from ..post.boxes import corner_points
 from ..media.renditions import Frame, FrameSpec
-from ..imagenet import class_indices
+from ..post.scores import class_indices
 from ..models import ModelError
 from ..request import OpParams
 from ..result import Label

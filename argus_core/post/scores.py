@@ -1,4 +1,4 @@
-"""ImageNet-1k classifier helpers (pure numpy): softmax, top-k above a threshold, class look-up.
+"""Score post-processing (pure numpy): the one softmax, sigmoid, top-k above a threshold, class look-up.
 
 Used by ``image_label`` (labels) and the terror ops (weapon-like classes as evidence). The class names come
 from the model's manifest (``models/mobilenetv2/manifest.json``), never from a copy kept here.
@@ -18,6 +18,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     np.exp(x, out=x)
     x /= x.sum(axis=-1, keepdims=True)
     return x
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int, threshold: float) -> list[tuple[int, str, float]]:

@@ -1,0 +1,1 @@
+"""Post-processing of raw model outputs, shared by every op: boxes (IoU, NMS), heads, scores."""
