@@ -136,3 +136,32 @@ def match(found: Sequence[tuple[float, float]], truth: Sequence[Truth], tol: flo
 
 def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+#: a second set: gradual transitions of several lengths between other pieces of the same footage
+GRADUAL = [
+    Piece("vtest", 0.0, 4.0),
+    Piece("bigbuckbunny", 0.5, 4.0, "wipe", 0.6),
+    Piece("Megamind", 4.3, 2.0, "cut"),
+    Piece("carphone_pristine", 0.5, 3.5, "fade", 0.8),
+    Piece("tree", 8.0, 4.0, "dissolve", 1.5),
+    Piece("vtest", 60.0, 3.5, "wipe", 1.0),
+    Piece("bigbuckbunny", 1.0, 3.0, "fade", 1.0),
+    Piece("Megamind", 8.5, 2.5, "dissolve", 0.8),
+]
+
+
+def build_gradual() -> Built:
+    return build(GRADUAL, [], "gradual")
+
+
+def pyscenedetect_cuts(path: str | Path) -> list[float]:
+    """Boundaries (s) PySceneDetect's ``AdaptiveDetector`` (default settings) finds: the oracle we must beat,
+    never our detector. ``ImportError`` when scenedetect is not installed."""
+    from scenedetect import AdaptiveDetector, SceneManager, open_video
+
+    video = open_video(str(path))
+    sm = SceneManager()
+    sm.add_detector(AdaptiveDetector())
+    sm.detect_scenes(video)
+    return [start.get_seconds() for start, _end in sm.get_scene_list()[1:]]

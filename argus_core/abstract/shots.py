@@ -58,9 +58,11 @@ class Cue(msgspec.Struct, frozen=True):
 
 
 class Params(msgspec.Struct, frozen=True):
-    cut: float = 0.18
+    cut: float = 0.12
     low: float = 0.03
     ratio: float = 3.0
+    gradual_ratio: float = 2.0
+    gradual_lag_ms: int = 200
     window_ms: int = 2500
     flash_ms: int = 250
     max_gradual_ms: int = 3000
@@ -104,8 +106,9 @@ class ShotDetector:
         self._w = max(3, math.ceil(self.p.window_ms / step_ms))
         self._f = max(1, math.ceil(self.p.flash_ms / step_ms))
         self._max_run = max(2, math.ceil(self.p.max_gradual_ms / step_ms))
-        # gradual change is measured over ~100 ms whatever the step (per-sample change at 40 ms is noise-level)
-        self._lag = max(1, round(100 / step_ms))
+        # gradual change is measured over ~gradual_lag_ms whatever the step (per-sample change at 40 ms is
+        # noise-level, and a 1.5 s dissolve changes the picture less in 100 ms than a talking head does)
+        self._lag = max(1, round(self.p.gradual_lag_ms / step_ms))
         self._dl: dict[int, float] = {}
         self._frames: dict[int, Frame] = {}
         self._t: dict[int, int] = {}
@@ -169,7 +172,7 @@ class ShotDetector:
     def _elevated(self, i: int) -> bool:
         """The picture changes faster than this stretch's baseline over the last ~100 ms."""
         d = self._dl.get(i, 0.0)
-        return d >= self.p.low and d >= self.p.ratio * self._baseline(i, self._dl)
+        return d >= self.p.low and d >= self.p.gradual_ratio * self._baseline(i, self._dl)
 
     def _in_run(self, k: int) -> bool:
         """Sample ``k`` continues a gradual run: elevated change (not a cut), or a black frame (the still
@@ -178,6 +181,13 @@ class ShotDetector:
             return False
         return self._elevated(k) or self._frames[k].luma <= self.p.black_luma
 
+    def _across(self, a: int, z: int) -> float:
+        """The least distance between the frames before (``a``, ``a-F``) and after (``z``, ``z+F``) a change:
+        small when the picture comes back within ``flash_ms``."""
+        pres = [k for k in (a, a - self._f) if k in self._frames]
+        posts = [k for k in (z, min(z + self._f, self._n - 1)) if k in self._frames]
+        return min(distance(self._frames[x], self._frames[y]) for x in pres for y in posts)
+
     def _is_cut(self, i: int) -> float:
         """The cut's strength at sample ``i`` (0 when not a cut)."""
         d = self._d.get(i, 0.0)
@@ -185,9 +195,7 @@ class ShotDetector:
             return 0.0
         if max(self._d.get(i - 1, 0.0), self._d.get(i + 1, 0.0)) >= 0.35 * d:
             return 0.0      # the change goes on next door: part of a gradual transition
-        pres = [k for k in (i - 1, i - 1 - self._f) if k in self._frames]
-        posts = [k for k in (i, min(i + self._f, self._n - 1)) if k in self._frames]
-        across = min(distance(self._frames[a], self._frames[b]) for a in pres for b in posts)
+        across = self._across(i - 1, i)
         if across < 0.6 * self.p.cut or across < 0.4 * d:
             return 0.0      # the picture comes back: a flash, not a cut
         return across
@@ -240,8 +248,8 @@ class ShotDetector:
             return None
         A, B = self._frames[a], self._frames[z]
         total = distance(A, B)
-        if total < self.p.cut:
-            return None
+        if total < self.p.cut or self._across(a, z) < 0.6 * self.p.cut:
+            return None     # no lasting change (a flash seen from one side comes back)
         mids = [self._frames[k] for k in range(a + 1, j)]
         kind, fit = classify_transition(A, B, mids, self.p.black_luma)
         if kind is None or fit > self.p.fit_max:
@@ -273,6 +281,8 @@ def classify_transition(A: Frame, B: Frame, mids: Sequence[Frame], black_luma: f
         return "fade", 0.0
     a, b = A.small, B.small
     diff = b - a
+    if float((np.abs(diff).sum(axis=2) > 30.0).mean()) < 0.5:
+        return None, 1.0    # most of the picture is unchanged: something moved in front (tree.avi's hand)
     scale = float(np.abs(diff).mean()) + 1e-6
     res_d, res_w, alphas, fracs = [], [], [], []
     den = float((diff * diff).sum()) + 1e-6
@@ -324,9 +334,12 @@ class Shot(msgspec.Struct, frozen=True):
     type: str
 
 
-def shots_from(boundaries: Sequence[Boundary], duration_ms: int, frame_ms: float) -> list[Shot]:
-    """Shots covering ``[0, duration_ms)`` cut at each boundary's ``time_ms``."""
-    bs = sorted((b for b in boundaries if 0 < b.time_ms < duration_ms), key=lambda b: b.time_ms)
+def shots_from(boundaries: Sequence[Boundary], duration_ms: int, frame_ms: float,
+               min_shot_ms: int = 400) -> list[Shot]:
+    """Shots covering ``[0, duration_ms)`` cut at each boundary's ``time_ms``. A boundary within
+    ``min_shot_ms`` of either end (a black leader frame, a last flicker) opens no shot."""
+    bs = sorted((b for b in boundaries if min_shot_ms <= b.time_ms <= duration_ms - min_shot_ms),
+                key=lambda b: b.time_ms)
     edges = [0] + [b.time_ms for b in bs] + [int(duration_ms)]
     confs = [1.0] + [b.confidence for b in bs] + [1.0]
     types = ["start"] + [b.type for b in bs]
