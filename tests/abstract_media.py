@@ -46,7 +46,8 @@ class Built(NamedTuple):
     duration: float
 
 
-def build(pieces: Sequence[Piece], flashes: Sequence[float] = (), name: str = "abstract") -> Built:
+def build(pieces: Sequence[Piece], flashes: Sequence[float] = (), name: str = "abstract",
+          size: tuple[int, int] = SIZE) -> Built:
     """Render ``pieces`` (each joined to the previous one as it says) with 3-frame flashes at ``flashes`` s."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -64,7 +65,7 @@ def build(pieces: Sequence[Piece], flashes: Sequence[float] = (), name: str = "a
             off = length - p.trans
             truth.append(Truth(p.into, off, off + p.trans))
             length = off + p.dur
-    key = hashlib.sha256(json.dumps([2, list(pieces), list(flashes), FPS, SIZE]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([2, list(pieces), list(flashes), FPS, list(size)]).encode()).hexdigest()[:12]
     out = cache_dir() / "abstract" / f"{name}-{key}.mp4"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ def build(pieces: Sequence[Piece], flashes: Sequence[float] = (), name: str = "a
             # exact frame counts (an input's own timestamps may start late or end early): trim after fps
             args += ["-ss", f"{p.ss:.3f}", "-t", f"{p.dur + 1:.3f}", "-i", str(src)]
             chains.append(f"[{i}:v]setpts=PTS-STARTPTS,fps={FPS},trim=end_frame={round(p.dur * FPS)},"
-                          f"setpts=PTS-STARTPTS,scale={SIZE[0]}:{SIZE[1]},setsar=1,format=yuv420p,settb=AVTB[v{i}]")
+                          f"setpts=PTS-STARTPTS,scale={size[0]}:{size[1]},setsar=1,format=yuv420p,settb=AVTB[v{i}]")
         cur, acc = "v0", pieces[0].dur
         for i, p in enumerate(pieces[1:], 1):
             nxt = f"j{i}"
@@ -116,8 +117,8 @@ MIXED = [
 MIXED_FLASHES = [5.0, 9.0, 13.0]
 
 
-def build_mixed() -> Built:
-    return build(MIXED, MIXED_FLASHES, "mixed")
+def build_mixed(size: tuple[int, int] = SIZE) -> Built:
+    return build(MIXED, MIXED_FLASHES, "mixed", size)
 
 
 def match(found: Sequence[tuple[float, float]], truth: Sequence[Truth], tol: float = 0.1) -> tuple[int, int, int]:
@@ -151,8 +152,8 @@ GRADUAL = [
 ]
 
 
-def build_gradual() -> Built:
-    return build(GRADUAL, [], "gradual")
+def build_gradual(size: tuple[int, int] = SIZE) -> Built:
+    return build(GRADUAL, [], "gradual", size)
 
 
 def pyscenedetect_cuts(path: str | Path) -> list[float]:
@@ -164,4 +165,4 @@ def pyscenedetect_cuts(path: str | Path) -> list[float]:
     sm = SceneManager()
     sm.add_detector(AdaptiveDetector())
     sm.detect_scenes(video)
-    return [start.get_seconds() for start, _end in sm.get_scene_list()[1:]]
+    return [float(start.seconds) for start, _end in sm.get_scene_list()[1:]]

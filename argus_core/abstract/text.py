@@ -54,7 +54,7 @@ ZH = {
 
 # the glue the template uses, and all a grounded text may add to the evidence's own words
 _ZH_GLUE = "本片段视频镜头场景共约秒分钟时长画面中出现了有主要可见以及和与、，。：；“”「」位人物名字为屏幕上文字写着" \
-           "个多次其包括还背景像是特征：在等内容"
+           "个多次其包括还背景像是特征：在等内容这"
 _EN_GLUE = {"a", "an", "the", "this", "clip", "scene", "shot", "segment", "video", "programme", "lasts",
             "about", "seconds", "second", "minutes", "minute", "and", "with", "shows", "show", "showing",
             "appear", "appears", "appearing", "seen", "visible", "people", "person", "faces", "face", "named",
