@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 
 from ..request import Sampling
-from ..sampler import open_video, sample  # the one sampler import of the package
+from ..media.sampler import sample  # the one sampler import of the package
+from ..media.source import open_video
 from .shots import Boundary, Cue, Params, Shot, ShotDetector, refine_cut, shots_from
 
 SMALL = (64, 36)
