@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .models import ModelError
+from .runtime.manifest import ModelError
 from .ops import check_ready, create_op, op_classes
 
 

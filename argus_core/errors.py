@@ -114,7 +114,7 @@ class Saturated(ArgusError):
     message = "server busy, retry later"
 
 
-# -- face galleries (argus_core.gallery) ------------------------------------------------------------------
+# -- face galleries (argus_core.faces.gallery) ------------------------------------------------------------------
 class InvalidGroup(InvalidRequest):
     """A gallery (group) name that is empty, too long, or not letters/digits/``_``/``-``/``.``."""
 

@@ -61,7 +61,7 @@ def scoped_request(body: dict[str, Any], uid: str | None) -> dict[str, Any]:
 
 
 def _models(fn: Any, *args: Any, **kw: Any) -> Any:
-    from argus_core.models import ModelError
+    from argus_core.runtime.manifest import ModelError
 
     try:
         return fn(*args, **kw)

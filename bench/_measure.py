@@ -240,7 +240,7 @@ MODEL_SIZE = 224
 
 
 def _pulp_session():
-    from argus_core.models import MODELS_DIR, load_manifest, open_session
+    from argus_core.runtime.manifest import MODELS_DIR, load_manifest, open_session
 
     folder = Path(os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR) / "nsfwjs"
     man = load_manifest(folder)

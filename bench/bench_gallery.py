@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_gallery.py [--faces 100000] [--batch 32] [--rounds 15] [--dir DIR]
 
-Builds a gallery of random unit 1024-D descriptors on disk through :class:`argus_core.gallery.GalleryStore`
+Builds a gallery of random unit 1024-D descriptors on disk through :class:`argus_core.faces.gallery.GalleryStore`
 (the real format: 8192-row float32 shards, memory-mapped), then times, interleaved round by round:
 
 - ``search_1``: :meth:`Gallery.search` of one query (top-16 per shard, best match, review flag);
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from argus_core.gallery import GalleryStore  # noqa: E402
+from argus_core.faces.gallery import GalleryStore  # noqa: E402
 
 
 def median_ms(ts: list[float]) -> float:

@@ -30,7 +30,7 @@ Reproduce (TensorFlow only in a scratch virtualenv, never in the repo venv)::
 
 Each ``models/<name>/`` gets ``model.onnx`` and ``manifest.json`` (without its ``check`` section); then::
 
-    .venv/bin/python -m argus_core.models check --write models/<name>
+    .venv/bin/python -m argus_core.runtime.manifest check --write models/<name>
 """
 
 from __future__ import annotations

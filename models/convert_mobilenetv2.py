@@ -29,7 +29,7 @@ Reproduce (torch only in a scratch virtualenv, never in the repo venv)::
 It writes ``model.onnx`` and ``manifest.json`` (without its ``check`` section) and prints
 the fp32-vs-fp16 differences. Then record the output check::
 
-    .venv/bin/python -m argus_core.models check --write models/mobilenetv2
+    .venv/bin/python -m argus_core.runtime.manifest check --write models/mobilenetv2
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def initializers_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def build_manifest(labels: list[str], wheel_sha256: str) -> dict:
-    """Everything but ``check``/``sha256``, which ``argus_core.models check --write`` adds."""
+    """Everything but ``check``/``sha256``, which ``argus_core.runtime.manifest check --write`` adds."""
     return {
         "name": "mobilenetv2",
         "kind": "classifier",
@@ -299,7 +299,7 @@ def main() -> None:
 
     manifest = build_manifest(labels, hashlib.sha256(args.wheel.read_bytes()).hexdigest())
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    print("manifest written without its check section: run `python -m argus_core.models check --write`")
+    print("manifest written without its check section: run `python -m argus_core.runtime.manifest check --write`")
     print(f"wrote {out_path} ({out_path.stat().st_size} bytes)")
 
 

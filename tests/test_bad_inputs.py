@@ -87,7 +87,7 @@ def test_bad_input_does_not_harm_other_jobs(engine, bad_files, vids):
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_broken_model_makes_op_refuse(tmp_path, vids, no_leaks, damage):
     # a model that fails its output check, or is missing → pulp is "bad op", never fake scores
-    src = __import__("argus_core.models", fromlist=["MODELS_DIR"]).MODELS_DIR / "nsfwjs"
+    src = __import__("argus_core.runtime.manifest", fromlist=["MODELS_DIR"]).MODELS_DIR / "nsfwjs"
     dst = tmp_path / "nsfwjs"
     shutil.copytree(src, dst)
     model = dst / "model.onnx"

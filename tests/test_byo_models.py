@@ -1,7 +1,7 @@
 """Models as data: bring-your-own ONNX models declared by a manifest, and the open_nsfw second opinion.
 
 The BYO models are tiny but real ONNX graphs built here with the ``onnx`` package (fixed weights that
-measure colour), checked with ``python -m argus_core.models check --write`` and run through the engine on
+measure colour), checked with ``python -m argus_core.runtime.manifest check --write`` and run through the engine on
 a generated video.
 """
 
@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from argus_core import Engine  # noqa: E402
 from argus_core.catalog import catalog  # noqa: E402
 from argus_core.errors import BadOp  # noqa: E402
-from argus_core.models import _main as models_cli  # noqa: E402
+from argus_core.runtime.manifest import _main as models_cli  # noqa: E402
 from argus_core.ops import create_op, op_classes  # noqa: E402
 from argus_core.ops.generic import manifest_ops  # noqa: E402
 from argus_core.post.boxes import nms  # noqa: E402
@@ -97,7 +97,7 @@ def write_model(root: Path, folder: str, kind: str, build, params: dict, labels=
         "labels": list(labels), "head": head, "params": params,
     }
     (d / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    assert models_cli(["check", "--write", str(d)]) == 0  # python -m argus_core.models check --write
+    assert models_cli(["check", "--write", str(d)]) == 0  # python -m argus_core.runtime.manifest check --write
     assert models_cli(["check", str(d)]) == 0
     return d
 
@@ -235,7 +235,7 @@ def test_byo_manifest_with_the_shipped_nanodet_head(tmp_path):
     from PIL import Image
 
     from argus_core.media.renditions import Frame
-    from argus_core.models import MODELS_DIR
+    from argus_core.runtime.manifest import MODELS_DIR
     from argus_core.request import OpParams
 
     shutil.copytree(MODELS_DIR / "nanodet", tmp_path / "mine")

@@ -113,7 +113,7 @@ def test_results_identical_for_any_process_count_and_batch(vids, engine):
 def test_cpu_path_never_imports_cupy(engine):
     import sys
 
-    from argus_core.device import CpuDevice, select_device
+    from argus_core.runtime.device import CpuDevice, select_device
 
     assert isinstance(select_device("cpu"), CpuDevice)
     assert "cupy" not in sys.modules

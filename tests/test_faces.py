@@ -26,9 +26,10 @@ from argus_core.errors import (
     ManyFaces,
     NoFace,
 )
-from argus_core import gallery as gallery_mod
-from argus_core.faces import ALIGN_DST, FacePipeline, _Pyramid, fit_image, invert_affine, umeyama, warp_affine
-from argus_core.gallery import GalleryStore
+from argus_core.faces import gallery as gallery_mod
+from argus_core.faces.align import ALIGN_DST, Pyramid, fit_image, invert_affine, umeyama, warp_affine
+from argus_core.faces.pipeline import FacePipeline
+from argus_core.faces.gallery import GalleryStore
 from argus_core.ops import check_ready, create_op
 
 from . import data
@@ -221,7 +222,7 @@ def test_warp_identity_shift_and_antialias():
     # 1-pixel stripes shrunk 4x: mean grey thanks to the pyramid (plain bilinear sampling would alias)
     stripes = np.zeros((256, 256, 3), np.uint8)
     stripes[:, ::2] = 255
-    small = warp_affine(stripes, np.array([[4.0, 0, 0], [0, 4.0, 0]]), 64, 64, pyramid=_Pyramid(stripes))
+    small = warp_affine(stripes, np.array([[4.0, 0, 0], [0, 4.0, 0]]), 64, 64, pyramid=Pyramid(stripes))
     assert np.abs(small - 127.5).max() < 1.0
 
 
@@ -473,7 +474,7 @@ def test_face_ops_label_exactly_the_segments_showing_the_person(tmp_path, pipeli
 
 def test_face_ops_share_one_analysis_per_frame(pipeline, samples):
     from argus_core.media.renditions import Frame
-    from argus_core.faces import DETECT_SPEC
+    from argus_core.faces.pipeline import DETECT_SPEC
     from argus_core.ops.faces import analyze_frames
 
     view, _ = fit_image(samples[4], 1024)

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402  (a dependency of rapi
 
 from argus_core import Engine  # noqa: E402
 from argus_core.media.renditions import Frame  # noqa: E402
-from argus_core.models import MODELS_DIR, ModelError  # noqa: E402
+from argus_core.runtime.manifest import MODELS_DIR, ModelError  # noqa: E402
 from argus_core.ops import create_op  # noqa: E402
 from argus_core.ops.ocr import keyword_hits, keyword_matches  # noqa: E402
 from argus_core.request import OpParams  # noqa: E402

@@ -7,51 +7,16 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-import msgspec
+
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec
-from ..models import (MODELS_DIR, PACKAGE_PREFIX, Manifest, ModelError, check_file_hash, load_manifest, model_path,
-                      open_session, to_tensor, verify)
+from ..runtime.manifest import MODELS_DIR, ModelError, load_manifest
+from ..runtime.session import Model
 from ..request import OpParams
-from ..result import CutOutput, Label
+from ..result import CutOutput
 
 log = logging.getLogger("argus.ops")
-
-
-class Model:
-    """An ONNX model described by a manifest; verified against its recorded outputs when loaded."""
-
-    def __init__(self, folder: Path, *, providers: list[str] | None = None, threads: int = 1) -> None:
-        self.folder = Path(folder)
-        self.manifest: Manifest = load_manifest(self.folder)
-        path = model_path(self.folder, self.manifest)
-        if self.manifest.file.startswith(PACKAGE_PREFIX):
-            check_file_hash(path, self.manifest.sha256, self.manifest.name)
-        self.session = open_session(path, providers, threads)
-        verify(self.folder, self.manifest, self.session)
-        self.input_name = self.manifest.input.name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.output_names, {self.input_name: tensor})
-
-    def warmup(self, batch: int) -> None:
-        """Run once on a full batch of blank frames, so the runtime's memory arena reaches its steady
-        size at start-up: memory then stays flat whatever the video length (and the first real batch
-        is not slow). Dynamic-size inputs are left alone."""
-        i = self.manifest.input
-        if not (i.width and i.height) or batch < 1:
-            return
-        images = np.zeros((batch, i.height, i.width, 3), dtype=np.uint8)
-        # Twice: onnxruntime's arena keeps growing on the second run at a new batch size (+15 MB for
-        # pulp, then flat), and memory must not depend on whether a job ever fills a batch.
-        for _ in range(2):
-            self.run_images(images)
-
-    def run_images(self, images: np.ndarray) -> list[np.ndarray]:
-        """Run on RGB uint8 images ``[N,H,W,3]`` at the input size, with the manifest's normalisation."""
-        return self.run(to_tensor(images, self.manifest.input))
 
 
 class Op:

@@ -6,7 +6,7 @@ pixels, best score first; labels = every detected class with its best score. ``p
 (default 0.35) sets the minimum score.
 
 The frame is stretched to 416×416 (the model's manifest), so boxes map back by ``x·W/416``, ``y·H/416``;
-the decoding (GFL distributions, class-aware NMS) is :mod:`argus_core.detection`.
+the decoding (GFL distributions, class-aware NMS) is :mod:`argus_core.post`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from ..post.boxes import Candidates, class_aware_nms, corner_points, to_frame
 from ..post.heads import GFLHead, decode_gfl
 from ..media.renditions import Frame, letterbox
-from ..models import ModelError
+from ..runtime.manifest import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model

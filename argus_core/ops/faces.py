@@ -1,7 +1,7 @@
 """``face_group_search`` and ``politician``: find enrolled people in frames (CONTRACT §3).
 
-Pipeline (:mod:`argus_core.faces`): FaceBoxes on the frame shrunk to ≤ 1024 px → BlazeFace keypoints →
-alignment → FaceRes descriptor → exact cosine search of a gallery (:mod:`argus_core.gallery`).
+Pipeline (:mod:`argus_core.faces.pipeline`): FaceBoxes on the frame shrunk to ≤ 1024 px → BlazeFace keypoints →
+alignment → FaceRes descriptor → exact cosine search of a gallery (:mod:`argus_core.faces.gallery`).
 
 Per cut ``result``::
 
@@ -17,7 +17,7 @@ review); ``politician`` adds ``value.group``: the face's ``meta["group"]`` (a ca
 
 Settings: ``params.other.group`` (face_group_search: the gallery), ``params.other.threshold`` (0..1,
 default ``options["face_threshold"]`` or 0.6); operator options ``galleries_dir`` (see
-:func:`argus_core.gallery.default_galleries_dir`) and ``politician_gallery`` (the gallery ``politician``
+:func:`argus_core.faces.gallery.default_galleries_dir`) and ``politician_gallery`` (the gallery ``politician``
 searches; without it, or when that gallery does not exist when the worker starts, the op is not ready and
 requests naming it get ``bad op``). A frame whose gallery is missing gets ``result: null`` and no labels
 (as the original service did on an API error), and a warning in the log.
@@ -35,9 +35,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgusError
-from ..faces import DETECT_SPEC, FacePipeline
+from ..faces.pipeline import DETECT_SPEC, FacePipeline
 from ..media.renditions import Frame, FrameSpec
-from ..gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_name, needs_review
+from ..faces.gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_name, needs_review
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op

@@ -1,6 +1,6 @@
 """Bring-your-own models: an ONNX file plus a manifest with ``params.op`` becomes an op.
 
-A folder ``<models>/<folder>/`` holding ``manifest.json`` (see :class:`argus_core.models.Manifest`) and the
+A folder ``<models>/<folder>/`` holding ``manifest.json`` (see :class:`argus_core.runtime.manifest.Manifest`) and the
 ONNX file turns into an op named ``params.op`` when its ``kind`` is one of:
 
 ``classifier``
@@ -27,7 +27,7 @@ ONNX file turns into an op named ``params.op`` when its ``kind`` is one of:
 
 The input is described by ``input`` (size, ``resize`` rule, layout, colour order, mean/std), exactly as for
 the models we ship. Bring-your-own models need a fixed input size. Like every model, a BYO model is
-verified at load time by the checksum of its outputs on a fixed image (``python -m argus_core.models check
+verified at load time by the checksum of its outputs on a fixed image (``python -m argus_core.runtime.manifest check
 --write models/<folder>`` records it once): a missing file or a failed check makes the op refuse with
 ``bad op`` and the reason in the log.
 
@@ -49,7 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec, centre_crop
-from ..models import (
+from ..runtime.manifest import (
     MODELS_DIR,
     InputSpec,
     Manifest,

@@ -28,7 +28,7 @@ import numpy as np
 from ..media.renditions import Frame, FrameSpec, centre_crop
 from ..post.scores import softmax, top_k
 from .params import other_float, other_int
-from ..models import Manifest
+from ..runtime.manifest import Manifest
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model, Op

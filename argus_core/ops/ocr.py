@@ -28,12 +28,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec
-from ..models import ModelError
+from ..runtime.manifest import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
-from ..models import check_file_hash, package_file
-from .base import Model as ManifestModel
+from ..runtime.manifest import check_file_hash, package_file
+from ..runtime.session import Model as ManifestModel
 
 #: text the load-time self-check draws and must read back
 SELF_CHECK_TEXT = "ARGUS 2024 OCR"

@@ -19,12 +19,12 @@ from typing import Sequence
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec, centre_crop
-from ..models import Manifest, ModelError, load_manifest
+from ..runtime.manifest import Manifest, ModelError, load_manifest
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op, stack_views
-from ..models import model_path
-from .base import Model as ManifestModel
+from ..runtime.manifest import model_path
+from ..runtime.session import Model as ManifestModel
 from .params import truthy
 
 log = logging.getLogger("argus.ops.pulp")

@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..post.boxes import corner_points
 from ..media.renditions import Frame, FrameSpec
 from ..post.scores import class_indices
-from ..models import ModelError
+from ..runtime.manifest import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput

@@ -27,7 +27,7 @@ from ..media.renditions import FrameSpec, unique_specs
 from ..request import VideoRequest, sampling_of
 from ..result import CutIn, CutOutput, OpResult
 from .job import Job
-from .messages import (DecodeDone, DecodeJob, ErrorWire, ForgetJob, FrameBatch, FrameReady, FrameResult, FrameWork,
+from .messages import (DecodeDone, DecodeJob, ErrorWire, ForgetJob, FrameBatch, FrameReady, FrameWork,
                        GrantSlots, JobParams, Results, StopJob, VideoMeta, WorkerReady)
 from .ring import FrameRing
 from .scheduler import READY, Pending, SlotBook, dispatch, grant_slots, idle_decoders

@@ -227,11 +227,11 @@ class Engine:
 
     @property
     def galleries(self) -> Any:
-        """Face galleries (:class:`argus_core.gallery.GalleryStore`, created on first use) under
+        """Face galleries (:class:`argus_core.faces.gallery.GalleryStore`, created on first use) under
         ``options["galleries_dir"]``: groups, faces, search. Workers see changes on their next batch."""
         store = self.__dict__.get("_galleries")
         if store is None:
-            from ..gallery import GalleryStore
+            from ..faces.gallery import GalleryStore
 
             store = self.__dict__.setdefault(
                 "_galleries", GalleryStore(options=self.options, models_dir=self.models_dir, threads=self.threads))

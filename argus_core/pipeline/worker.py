@@ -155,7 +155,7 @@ def worker_main(
 ) -> None:
     """Process entry point: load the ops, say ready, then serve batches until told to exit."""
     child_setup()
-    from ..device import select_device
+    from ..runtime.device import select_device
 
     ring = FrameRing.attach(ring_name, slots, slot_bytes)
     try:

@@ -18,7 +18,7 @@ import numpy as np
 
 def face_models_ready() -> bool:
     try:
-        from argus_core.faces import FacePipeline
+        from argus_core.faces.pipeline import FacePipeline
 
         FacePipeline()
         return True

@@ -7,8 +7,8 @@ that is missing or fails its check is reported not ready: its ops refuse with ``
 
 Command line (used once after a conversion)::
 
-    python -m argus_core.models check models/<name>          # verify
-    python -m argus_core.models check --write models/<name>  # record the check section
+    python -m argus_core.runtime.manifest check models/<name>          # verify
+    python -m argus_core.runtime.manifest check --write models/<name>  # record the check section
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 log = logging.getLogger("argus.models")
 
 #: Default folder of shipped manifests (``<repo>/models``); override with ``ARGUS_MODELS_DIR``.
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 # Size of the fixed check image for models whose input size is dynamic.
 _DYNAMIC_CHECK_SIZE = (320, 240)
@@ -209,6 +209,8 @@ def check_size(spec: InputSpec) -> tuple[int, int]:
 def run_check(folder: Path, manifest: Manifest, session: Any | None = None) -> Check:
     """Run the model on the fixed image and summarise its outputs."""
     if session is None:
+        from .session import open_session
+
         session = open_session(model_path(Path(folder), manifest))
     w, h = check_size(manifest.input)
     if manifest.check is not None and not (manifest.input.width and manifest.input.height):
@@ -247,19 +249,6 @@ def verify(folder: Path, manifest: Manifest, session: Any | None = None) -> None
         total_ok = abs(out.total - ref.total) <= atol * max(1, np.prod(out.shape)) ** 0.5 + 1e-3 * abs(ref.total)
         if not (head_ok and total_ok):
             raise ModelError(f"{manifest.name}: output {out.name} does not match its recorded check")
-
-
-def open_session(path: Path, providers: list[str] | None = None, threads: int = 1) -> Any:
-    """An onnxruntime session with Argus' defaults (single-threaded per worker process on CPU)."""
-    import onnxruntime as ort
-
-    if not Path(path).is_file():
-        raise ModelError(f"model file missing: {path}")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 
 
 def file_sha256(path: Path) -> str:

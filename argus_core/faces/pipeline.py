@@ -29,20 +29,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .media.renditions import FrameSpec
-from .models import (MODELS_DIR, PACKAGE_PREFIX, Manifest, check_file_hash, load_manifest, model_path, open_session,
-                     to_tensor, verify)
+from ..media.renditions import FrameSpec
+from ..runtime.manifest import MODELS_DIR, to_tensor
+from ..runtime.session import Model
+from .align import (ALIGN_DST, ALIGN_SIZE, DETECT_MAX_SIDE, Pyramid, as_rgb, fit_image, invert_affine, umeyama,
+                    warp_affine)
 
-#: the ArcFace 5-point template (112² crop): image-left eye, image-right eye, nose tip, mouth corners
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
-ALIGN_SIZE = 224  # FaceRes input: the template ×2
-#: alignment targets (224² pixels) for BlazeFace's eyes, nose, mouth centre
-ALIGN_DST = np.vstack([ARCFACE_112[:3], ARCFACE_112[3:].mean(axis=0, keepdims=True)]) * (ALIGN_SIZE / 112.0)
-
-DETECT_MAX_SIDE = 1024
 DETECT_SPEC = FrameSpec(0, 0, "contain", DETECT_MAX_SIDE)
 DEFAULT_MIN_SCORE = 0.7
 DEFAULT_MIN_KEYPOINT_SCORE = 0.5
@@ -50,159 +42,6 @@ BLAZE_SIZE = 256
 CROP_SCALE = 2.0  # BlazeFace sees a square of 2× the FaceBoxes box
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose", "mouth", "right_ear_tragion", "left_ear_tragion")
 
-
-# -- image helpers ------------------------------------------------------------------------------------
-def fit_image(img: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> tuple[np.ndarray, float]:
-    """Shrink an RGB uint8 image so its longer side is ≤ ``max_side`` (aspect kept, swscale bilinear, the
-    decoder's scaler). Returns ``(image, scale)`` with ``scale`` = source pixels per returned pixel."""
-    img = as_rgb(img)
-    h, w = img.shape[:2]
-    nw, nh = FrameSpec(0, 0, "contain", max_side).size_for(w, h)
-    if (nw, nh) == (w, h):
-        return img, 1.0
-    import av
-    from av.video.reformatter import Interpolation
-
-    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-    out = frame.reformat(width=nw, height=nh, format="rgb24", interpolation=Interpolation.BILINEAR)
-    return out.to_ndarray(), w / nw
-
-
-def as_rgb(img: np.ndarray) -> np.ndarray:
-    """An ``(H,W,3)`` uint8 RGB array from RGB, RGBA or grey input."""
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    if img.ndim != 3 or img.shape[2] not in (1, 3, 4) or img.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image, got {img.dtype} {img.shape}")
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[..., :3])
-
-
-def _half(img: np.ndarray) -> np.ndarray:
-    """2× mean downsampling (float32), odd last row/column dropped."""
-    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
-    x = img[:h, :w]
-    acc = np.uint16 if x.dtype == np.uint8 else np.float32
-    total = x[0::2, 0::2].astype(acc)
-    total += x[1::2, 0::2]
-    total += x[0::2, 1::2]
-    total += x[1::2, 1::2]
-    return total.astype(np.float32) * np.float32(0.25)
-
-
-class _Pyramid:
-    """Lazily built 2× mean pyramid of one image (level k is 2**k times smaller)."""
-
-    def __init__(self, img: np.ndarray) -> None:
-        self.levels: list[np.ndarray] = [img]
-
-    def level(self, k: int) -> tuple[np.ndarray, int]:
-        """The image 2**k times smaller (or the smallest there is) and its actual level."""
-        while len(self.levels) <= k and min(self.levels[-1].shape[:2]) >= 8:
-            self.levels.append(_half(self.levels[-1]))
-        k = min(k, len(self.levels) - 1)
-        return self.levels[k], k
-
-
-def warp_affine(img: np.ndarray, inv: np.ndarray, width: int, height: int, fill: float = 0.0,
-                pyramid: _Pyramid | None = None) -> np.ndarray:
-    """Bilinear warp of an ``(H,W,C)`` image to ``height×width``.
-
-    ``inv`` is a 2×3 matrix or a stack ``(N,2,3)`` mapping *output* coordinates to *source* coordinates
-    (continuous pixel coordinates, see the module doc). Samples outside the source blend with ``fill``.
-    When the warp shrinks by 2× or more, a mean pyramid level is sampled instead (no aliasing).
-    Returns float32 ``(height,width,C)`` or ``(N,height,width,C)``.
-    """
-    inv = np.asarray(inv, dtype=np.float64)
-    single = inv.ndim == 2
-    invs = inv[None] if single else inv
-    pyr = pyramid or _Pyramid(img)
-    out = np.empty((len(invs), height, width, img.shape[2]), np.float32)
-    ys, xs = np.mgrid[0:height, 0:width]
-    grid = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5, np.ones(xs.size)], axis=0).astype(np.float32)
-    for n, m in enumerate(invs):
-        # source pixels per output pixel: the larger singular value of the linear part
-        shrink = float(np.linalg.svd(m[:, :2], compute_uv=False)[0])
-        k = int(np.floor(np.log2(shrink))) if shrink >= 2.0 else 0
-        src, k = pyr.level(k)
-        pts = (m / (2.0 ** k)).astype(np.float32) @ grid  # (2, P) in the level's coordinates
-        out[n] = _bilinear(src, pts[0] - 0.5, pts[1] - 0.5, fill).reshape(height, width, -1)
-    return out[0] if single else out
-
-
-def _bilinear(src: np.ndarray, x: np.ndarray, y: np.ndarray, fill: float) -> np.ndarray:
-    """Sample ``src`` (H,W,C) at index-space positions x, y (pixel centres at integers); neighbours outside
-    the image weigh as ``fill``."""
-    h, w, c = src.shape
-    flat = src.reshape(h * w, c)
-    xf = np.floor(x)
-    yf = np.floor(y)
-    fx = (x - xf).astype(np.float32)
-    fy = (y - yf).astype(np.float32)
-    x0 = xf.astype(np.int32)
-    y0 = yf.astype(np.int32)
-    x1, y1 = x0 + 1, y0 + 1
-    wx0 = (1.0 - fx) * ((x0 >= 0) & (x0 < w))
-    wx1 = fx * ((x1 >= 0) & (x1 < w))
-    wy0 = (1.0 - fy) * ((y0 >= 0) & (y0 < h))
-    wy1 = fy * ((y1 >= 0) & (y1 < h))
-    cx0, cx1 = np.clip(x0, 0, w - 1), np.clip(x1, 0, w - 1)
-    r0, r1 = np.clip(y0, 0, h - 1) * w, np.clip(y1, 0, h - 1) * w
-    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
-    # np.take is several times faster than fancy indexing for row gathers
-    out = np.take(flat, r0 + cx0, axis=0) * w00[:, None]
-    out += np.take(flat, r0 + cx1, axis=0) * w01[:, None]
-    out += np.take(flat, r1 + cx0, axis=0) * w10[:, None]
-    out += np.take(flat, r1 + cx1, axis=0) * w11[:, None]
-    if fill:
-        out += np.float32(fill) * (1.0 - (w00 + w01 + w10 + w11))[:, None]
-    return out
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform (rotation, uniform scale, translation) taking ``src`` points
-    onto ``dst`` points (Umeyama 1991). Returns the 2×3 matrix ``A`` with ``dst ≈ A @ [x, y, 1]``."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    n = len(src)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / n
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1.0
-    rot = u @ sign @ vt
-    var_s = (s ** 2).sum() / n
-    scale = float(np.trace(np.diag(sig) @ sign) / var_s) if var_s > 0 else 1.0
-    t = mu_d - scale * rot @ mu_s
-    return np.hstack([scale * rot, t[:, None]])
-
-
-def invert_affine(m: np.ndarray) -> np.ndarray:
-    full = np.vstack([m, [0.0, 0.0, 1.0]])
-    return np.linalg.inv(full)[:2]
-
-
-# -- models -------------------------------------------------------------------------------------------
-class _Net:
-    """One verified ONNX model (kept free of ``argus_core.ops`` so this module imports standalone)."""
-
-    def __init__(self, folder: Path, providers: list | None, threads: int, check: bool = True) -> None:
-        self.manifest: Manifest = load_manifest(folder)
-        path = model_path(folder, self.manifest)
-        if self.manifest.file.startswith(PACKAGE_PREFIX):
-            check_file_hash(path, self.manifest.sha256, self.manifest.name)
-        self.session = open_session(path, providers, threads)
-        if check:
-            verify(folder, self.manifest, self.session)
-        self.input_name = self.manifest.input.name
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def run(self, tensor: np.ndarray, names: Sequence[str] | None = None) -> list[np.ndarray]:
-        return self.session.run(list(names or self.outputs), {self.input_name: tensor})
 
 
 def _blaze_anchors() -> np.ndarray:
@@ -256,9 +95,9 @@ class FacePipeline:
                  min_score: float | None = None, min_keypoint_score: float = DEFAULT_MIN_KEYPOINT_SCORE,
                  check: bool = True) -> None:
         root = Path(models_dir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
-        self.detector = _Net(root / "faceboxes", providers, threads, check)
-        self.keypointer = _Net(root / "blazeface", providers, threads, check)
-        self.embedder = _Net(root / "faceres", providers, threads, check)
+        self.detector = Model(root / "faceboxes", providers=providers, threads=threads, check=check)
+        self.keypointer = Model(root / "blazeface", providers=providers, threads=threads, check=check)
+        self.embedder = Model(root / "faceres", providers=providers, threads=threads, check=check)
         dparams = self.detector.manifest.params
         self.min_score = float(min_score if min_score is not None else dparams.get("min_score", DEFAULT_MIN_SCORE))
         self.min_keypoint_score = min_keypoint_score
@@ -299,12 +138,12 @@ class FacePipeline:
             out[i] = [[s, 0.0, (x1 + x2) / 2 - side / 2], [0.0, s, (y1 + y2) / 2 - side / 2]]
         return out
 
-    def keypoints(self, img: np.ndarray, faces: Sequence[Face], pyramid: _Pyramid | None = None) -> None:
+    def keypoints(self, img: np.ndarray, faces: Sequence[Face], pyramid: Pyramid | None = None) -> None:
         """Fill ``keypoints``/``keypoint_score`` of each face (BlazeFace on its crop; batch of all faces)."""
         if not faces:
             return
         crops_to_img = self.crop_transforms(faces)
-        crops = warp_affine(img, crops_to_img, BLAZE_SIZE, BLAZE_SIZE, pyramid=pyramid or _Pyramid(img))
+        crops = warp_affine(img, crops_to_img, BLAZE_SIZE, BLAZE_SIZE, pyramid=pyramid or Pyramid(img))
         tensor = to_tensor(np.clip(np.rint(crops), 0, 255).astype(np.uint8), self.keypointer.manifest.input)
         outs = self.keypointer.run(tensor, self._kp_scores + self._kp_boxes)
         logits = np.concatenate([outs[0], outs[1]], axis=1)[..., 0]  # (N, 896)
@@ -337,7 +176,7 @@ class FacePipeline:
         kps = regs[sel, 4:16].reshape(-1, 6, 2) + a[sel, None, :]
         return (kps * wts[:, None, None]).sum(0).astype(np.float64), float(probs[best])
 
-    def align(self, img: np.ndarray, faces: Sequence[Face], pyramid: _Pyramid | None = None) -> np.ndarray:
+    def align(self, img: np.ndarray, faces: Sequence[Face], pyramid: Pyramid | None = None) -> np.ndarray:
         """Aligned 224² crops (``[N,224,224,3]`` float32 0..255) of faces with keypoints (or box estimates)."""
         mats = np.zeros((len(faces), 2, 3))
         for i, f in enumerate(faces):
@@ -350,7 +189,7 @@ class FacePipeline:
             mats[i] = invert_affine(umeyama(src, ALIGN_DST))
         if not faces:
             return np.zeros((0, ALIGN_SIZE, ALIGN_SIZE, 3), np.float32)
-        return warp_affine(img, mats, ALIGN_SIZE, ALIGN_SIZE, pyramid=pyramid or _Pyramid(img))
+        return warp_affine(img, mats, ALIGN_SIZE, ALIGN_SIZE, pyramid=pyramid or Pyramid(img))
 
     @staticmethod
     def _box_points(box: np.ndarray) -> np.ndarray:
@@ -392,7 +231,7 @@ class FacePipeline:
             img = as_rgb(img)
             faces = self.detect(img, min_score)
             if faces:
-                pyr = _Pyramid(img)
+                pyr = Pyramid(img)
                 self.keypoints(img, faces, pyr)
                 if embed:
                     crops.append(self.align(img, faces, pyr))

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import (
+from ..errors import (
     BadImage,
     FaceExists,
     FaceNotFound,
@@ -508,7 +508,7 @@ class GalleryStore:
     def pipeline(self) -> Any:
         with self._pipeline_lock:
             if self._pipeline is None:
-                from .faces import FacePipeline
+                from .pipeline import FacePipeline
 
                 self._pipeline = FacePipeline(self.models_dir, threads=self.threads)
             return self._pipeline
@@ -570,7 +570,7 @@ def _summary(index: dict) -> dict:
 
 def decode_image(image: Any) -> np.ndarray:
     """RGB uint8 ``(H,W,3)`` from an array, encoded image bytes (JPEG, PNG, WebP, …) or a file path."""
-    from .faces import as_rgb
+    from .align import as_rgb
 
     if isinstance(image, np.ndarray):
         try:
