@@ -262,7 +262,10 @@ class Coordinator:
         w.info = {"pid": msg.info.pid, "device": msg.info.device, "cupy_imported": msg.info.cupy_imported}
         for name, reason in msg.problems.items():
             if name in self.ops:
-                log.error("op %s disabled: model not usable: %s", name, reason)
+                # An op that needs an operator setting nobody gave (politician without a gallery) is not an
+                # error of this start-up: it is simply unavailable until configured.
+                level = logging.INFO if reason.startswith("NotConfigured") else logging.ERROR
+                log.log(level, "op %s unavailable: %s", name, reason)
                 self.on_op_unusable(name, reason)
 
     #: set by the engine: an op a worker could not load is taken out of service

@@ -104,6 +104,12 @@ class Engine:
         self.source_options: dict[str, str] = dict(source_options or {})
         self._closed = False
         self._keys = itertools.count(1)
+        if mp.current_process().name.startswith("argus-"):
+            # We are one of the engine's own children importing the embedder's __main__: its top level creates
+            # an Engine. Fail here with the fix, before any shared memory exists, not as a broken worker.
+            raise EngineError("engine started inside its own child process",
+                              detail="create the Engine under `if __name__ == \"__main__\":` "
+                                     "(child processes are spawned and import the main module)")
         ctx = mp.get_context("spawn")
         self._ring = FrameRing.create(self.n_slots, self.slot_bytes)
         try:

@@ -130,7 +130,8 @@ class Supervisor:
             except EOFError:
                 self.stop_all()
                 raise EngineError("inference worker did not start",
-                                  detail=f"exit code {w.proc.exitcode}") from None
+                                  detail=f"exit code {w.proc.exitcode}; in a script, create the Engine under "
+                                         "`if __name__ == \"__main__\":`") from None
             if isinstance(msg, WorkerReady):
                 on_ready(w, msg)
 
