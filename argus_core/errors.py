@@ -22,6 +22,10 @@ class ArgusError(Exception):
         self.detail = detail
         super().__init__(self.message)
 
+    def __str__(self) -> str:
+        # What a traceback shows an embedder: the documented message, and why.
+        return f"{self.message} ({self.detail})" if self.detail else self.message
+
     def __reduce__(self):  # keep message/detail across process boundaries (pickling)
         return (_rebuild, (type(self), self.message, self.detail))
 
