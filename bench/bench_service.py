@@ -443,8 +443,8 @@ def _queue_settings(url: str, data_dir: str):
 
 
 def _open_queue(url: str, data_dir: str):
-    from argus_http.db import Tables, open_database
-    from argus_http.jobqueue import JobQueue
+    from argus_http.queue.tables import Tables, open_database
+    from argus_http.queue.database import JobQueue
 
     tables = Tables(open_database(url))
     return tables, JobQueue(tables, _queue_settings(url, data_dir))

@@ -16,8 +16,8 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from .auth import sign_request
-from .jobqueue import Lease
+from ..auth import sign_request
+from .protocol import Lease
 
 log = logging.getLogger("argus.remote")
 
@@ -27,7 +27,7 @@ class RemoteError(Exception):
 
 
 class RemoteQueue:
-    """:class:`argus_http.runner.Backend` over the HTTP queue API."""
+    """:class:`argus_http.queue.protocol.Backend` over the HTTP queue API."""
 
     def __init__(self, base_url: str, access_key: str = "", secret_key: str = "", timeout: float = 30.0,
                  retries: int = 3) -> None:
@@ -120,3 +120,6 @@ class RemoteQueue:
 
     def release(self, job_id: str, token: str) -> bool:
         return self._ok(*self._call("POST", f"/v1/job/{job_id}/release", body={"lease": token}), "release")
+
+    def close_thread(self) -> None:
+        """Nothing is kept per thread (each call opens its own connection)."""
