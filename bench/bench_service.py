@@ -24,7 +24,7 @@ falls behind. Every phase is bounded (``rate * seconds`` requests, a hard deadli
 ``file://`` URI below the media root (no network, no DNS) and carry no hook URLs. Afterwards the benchmark
 checks every accepted job id is unique and present in the database.
 
-**Queue lease operations/s.** :class:`argus_http.jobqueue.JobQueue` called directly (no HTTP) on SQLite (a
+**Queue lease operations/s.** :class:`argus_http.queue.database.JobQueue` called directly (no HTTP) on SQLite (a
 fresh file in a temp dir) and PostgreSQL (``ARGUS_TEST_PG_URL``, else a throwaway cluster started with
 ``scripts/ci-postgres.sh`` on port 55491 and stopped afterwards; each run gets a fresh database
 ``argus_bench_*``, dropped afterwards). ``N`` jobs are enqueued (``submit``), then, in 1 or 2 competing
