@@ -239,6 +239,28 @@ def test_segment_and_op_callbacks_dedupe_across_reruns(backend: str) -> None:
     assert json.loads(rows[2].body)["code"] == 0
 
 
+def test_hooks_are_stored_at_submit_and_old_rows_still_work(backend: str) -> None:
+    """Hooks are worked out once, at submit; a database from before the ``hooks`` column gets it added in
+    place, and its rows (hooks NULL) still get their callbacks, from the request."""
+    q = make_queue(backend)
+    J = q.t.Job
+    job_id = q.submit("u", REQ(), vid="v1")
+    stored = json.loads(J.get(J.job_id == job_id).hooks)
+    assert stored == {"final": "http://127.0.0.1:9/final", "op": {"pulp": "http://127.0.0.1:9/op"},
+                      "segment": {"pulp": "http://127.0.0.1:9/seg"}}
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrate(SchemaMigrator.from_database(q.t.db).drop_column(J._meta.table_name, "hooks"))
+    assert "hooks" not in {c.name for c in q.t.db.get_columns(J._meta.table_name)}
+    q.t.create()  # as a newer version starting on the old database
+    assert "hooks" in {c.name for c in q.t.db.get_columns(J._meta.table_name)}
+    (lease,) = q.claim("w", 1)
+    assert J.get(J.job_id == job_id).hooks is None
+    assert q.record_op(job_id, lease.token, "pulp", {"labels": [], "segments": []})
+    assert q.finish(job_id, lease.token, result={})
+    assert [r.url for r in outbox_rows(q, job_id)] == ["http://127.0.0.1:9/op", "http://127.0.0.1:9/final"]
+
+
 def test_outbox_chain_order_and_claim(backend: str) -> None:
     """Rows of one chain go out in order: a newer row waits while an older one is pending."""
     q = make_queue(backend)
