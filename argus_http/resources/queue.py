@@ -14,7 +14,7 @@ from argus_core.request import parse_request
 from ..edge import VIDEO_ID, answer, int_param, read_body, require_queue_role
 from ..errors import LeaseLost
 from ..net.sources import check_hooks, check_source
-from ..schemas import CallbackEvent, Events, Finish, LeaseToken, OpEvent, QueueSubmit, SegmentEvent
+from ..schemas import CallbackEvent, Events, Finish, LeaseToken, LeaseView, OpEvent, QueueSubmit, SegmentEvent
 from ..service import Service
 
 
@@ -45,9 +45,9 @@ class QueueJobsResource:
             raise InvalidRequest(detail="unknown kind")
         owner = f"remote:{req.remote_addr}"
         leases = svc.queue.claim(owner, number, kinds)
-        answer(resp, [{"id": l.job_id, "uid": int(l.uid) if l.uid.isdigit() else l.uid, "job": l.request,
-                       "timeout": int(l.timeout), "lease": l.token, "kind": l.kind, "vid": l.vid,
-                       "attempts": l.attempts} for l in leases])
+        answer(resp, [LeaseView(id=l.job_id, uid=int(l.uid) if l.uid.isdigit() else l.uid, job=l.request,
+                                timeout=int(l.timeout), lease=l.token, kind=l.kind, vid=l.vid,  # type: ignore[arg-type]
+                                attempts=l.attempts) for l in leases])
 
 
 def _check(ok: bool) -> None:
