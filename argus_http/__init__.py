@@ -12,4 +12,11 @@ Following a request through it:
 - ``delivery/``: ``callbacks`` (bodies, ids), ``outbox`` (rows), ``sender`` (retries), ``webhooks`` (signing).
 - ``tenancy`` (per-key scoping), ``save`` (JPEG frames), ``auth``, ``config``, ``metrics``, ``logs``,
   ``server`` (``argus serve`` / ``argus worker``), ``cli`` (``argus``).
+
+Where things go: a new route → a module in ``resources/`` (its bodies in ``schemas``, its line in
+``app.ROUTES`` and ``openapi.PATHS``); a new error → a class in ``errors`` (or ``argus_core.errors``) with
+its ``status``, or an entry in ``edge.ERRORS`` for a foreign exception type; a new job kind → an executor
+in ``jobs/`` registered in ``jobs.runner.EXECUTORS``; a new database → its ``Capabilities`` in
+``queue.tables.CAPABILITIES``; a new queue backend → ``queue.protocol.Backend``, proven by subclassing
+``QueueContract`` in ``tests/http/test_http_queue_contract.py``.
 """
