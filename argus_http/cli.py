@@ -121,7 +121,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.check[0] != "check":
             print("usage: argus models [--json] | argus models check [--write] FOLDER...", file=sys.stderr)
             return EXIT_BAD_INPUT
-        from argus_core.runtime.manifest import _main as check_main
+        from argus_core.runtime.manifest import main as check_main
 
         return check_main(args.check + (["--write"] if args.write else []))
     from argus_core.catalog import catalog

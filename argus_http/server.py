@@ -22,15 +22,15 @@ from typing import Any, Sequence
 from . import logs
 from .app import Service, create_app
 from .config import Settings, parse_cli
-from .db import Tables, open_database
-from .jobqueue import JobQueue
+from .delivery.sender import Sender
+from .jobs.runner import Runner
 from .metrics import Metrics
-from .remote import RemoteQueue
-from .runner import Runner
+from .net.egress import EgressProxy, drop_no_proxy
+from .net.ssrf import Guard
+from .queue.database import JobQueue
+from .queue.remote import RemoteQueue
+from .queue.tables import Tables, open_database
 from .save import FrameStore
-from .sender import Sender
-from .egress import EgressProxy, drop_no_proxy
-from .ssrf import Guard
 
 log = logging.getLogger("argus.server")
 

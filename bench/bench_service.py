@@ -24,7 +24,7 @@ falls behind. Every phase is bounded (``rate * seconds`` requests, a hard deadli
 ``file://`` URI below the media root (no network, no DNS) and carry no hook URLs. Afterwards the benchmark
 checks every accepted job id is unique and present in the database.
 
-**Queue lease operations/s.** :class:`argus_http.jobqueue.JobQueue` called directly (no HTTP) on SQLite (a
+**Queue lease operations/s.** :class:`argus_http.queue.database.JobQueue` called directly (no HTTP) on SQLite (a
 fresh file in a temp dir) and PostgreSQL (``ARGUS_TEST_PG_URL``, else a throwaway cluster started with
 ``scripts/ci-postgres.sh`` on port 55491 and stopped afterwards; each run gets a fresh database
 ``argus_bench_*``, dropped afterwards). ``N`` jobs are enqueued (``submit``), then, in 1 or 2 competing
@@ -443,8 +443,8 @@ def _queue_settings(url: str, data_dir: str):
 
 
 def _open_queue(url: str, data_dir: str):
-    from argus_http.db import Tables, open_database
-    from argus_http.jobqueue import JobQueue
+    from argus_http.queue.tables import Tables, open_database
+    from argus_http.queue.database import JobQueue
 
     tables = Tables(open_database(url))
     return tables, JobQueue(tables, _queue_settings(url, data_dir))

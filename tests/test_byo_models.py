@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from argus_core import Engine  # noqa: E402
 from argus_core.catalog import catalog  # noqa: E402
 from argus_core.errors import BadOp  # noqa: E402
-from argus_core.runtime.manifest import _main as models_cli  # noqa: E402
+from argus_core.runtime.manifest import main as models_cli  # noqa: E402
 from argus_core.ops import create_op, op_classes  # noqa: E402
 from argus_core.ops.generic import manifest_ops  # noqa: E402
 from argus_core.post.boxes import nms  # noqa: E402

@@ -259,7 +259,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "check":
         print(__doc__, file=sys.stderr)
         return 2
@@ -285,4 +285,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

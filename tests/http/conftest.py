@@ -74,8 +74,8 @@ def long_video(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from argus_core import Engine
-    from argus_http.egress import EgressProxy
-    from argus_http.ssrf import Guard
+    from argus_http.net.egress import EgressProxy
+    from argus_http.net.ssrf import Guard
 
     # As `argus serve` runs it: FFmpeg fetches http(s) sources through the SSRF-checking proxy (the
     # settings below allow 127.0.0.1). Face galleries under a temporary folder, never the user's home.

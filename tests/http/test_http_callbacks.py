@@ -6,12 +6,12 @@ import json
 import time
 from pathlib import Path
 
-from argus_http import db as dbm
-from argus_http import outbox, webhooks
-from argus_http.db import Tables, open_database
+from argus_http.queue import tables as dbm
+from argus_http.delivery import outbox, webhooks
+from argus_http.queue.tables import Tables, open_database
 from argus_http.metrics import Metrics
-from argus_http.sender import Sender
-from argus_http.ssrf import Guard
+from argus_http.delivery.sender import Sender
+from argus_http.net.ssrf import Guard
 
 from conftest import Receiver, running_server, settings_for, video_body
 

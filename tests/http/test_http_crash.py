@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from argus_http.config import load_settings
-from argus_http.db import Tables, open_database
-from argus_http.jobqueue import JobQueue
+from argus_http.queue.tables import Tables, open_database
+from argus_http.queue.database import JobQueue
 
 from conftest import HERE, PG_URL, REPO, Receiver, make_video, running_server, video_body
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from argus_http import webhooks
+from argus_http.delivery import webhooks
 from argus_http.auth import sign_request
 
 from conftest import REPO, Receiver, running_server, video_body

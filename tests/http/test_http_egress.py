@@ -17,8 +17,8 @@ import pytest
 
 from argus_core.errors import ArgusError
 from argus_core.media.source import open_video
-from argus_http.egress import EgressProxy
-from argus_http.ssrf import Guard
+from argus_http.net.egress import EgressProxy
+from argus_http.net.ssrf import Guard
 from conftest import running_server, video_body
 
 from conftest import make_video
@@ -250,7 +250,7 @@ def test_no_proxy_cannot_route_decoders_around_the_proxy(servers, proxy, monkeyp
      ({"no_proxy": "10.0.0.1", "https_proxy": "http://corp:3128"}, False), ({}, True)],
 )
 def test_drop_no_proxy(monkeypatch, env, gone):
-    from argus_http.egress import drop_no_proxy
+    from argus_http.net.egress import drop_no_proxy
 
     for var in ("no_proxy", "NO_PROXY", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(var, raising=False)

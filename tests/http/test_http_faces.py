@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from argus_http.faces import scoped, scoped_request, unscoped
+from argus_http.tenancy import scoped, scoped_request, unscoped
 from argus_http.save import jpeg_bytes
 
 from conftest import running_server

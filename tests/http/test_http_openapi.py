@@ -18,25 +18,27 @@ class SchemaError(AssertionError):
 
 
 def validate(value: Any, schema: dict[str, Any], doc: dict[str, Any], where: str = "$") -> None:
-    """A small validator for the OpenAPI 3.0 subset the document uses."""
+    """A small validator for the OpenAPI 3.1 (JSON Schema) subset the document uses."""
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return validate(value, doc["components"]["schemas"][name], doc, where)
-    if "oneOf" in schema:
+    for key in ("oneOf", "anyOf"):
+        if key not in schema:
+            continue
         ok = 0
-        for sub in schema["oneOf"]:
+        for sub in schema[key]:
             try:
                 validate(value, sub, doc, where)
                 ok += 1
             except SchemaError:
                 pass
         if ok == 0:
-            raise SchemaError(f"{where}: matches no oneOf branch: {value!r:.200}")
+            raise SchemaError(f"{where}: matches no {key} branch: {value!r:.200}")
         return
     if value is None and schema.get("nullable"):
         return
     t = schema.get("type")
-    checks = {"object": dict, "array": list, "string": str, "boolean": bool}
+    checks = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
     if t in checks and not isinstance(value, checks[t]):
         raise SchemaError(f"{where}: expected {t}, got {type(value).__name__}")
     if t == "integer" and (not isinstance(value, int) or isinstance(value, bool)):

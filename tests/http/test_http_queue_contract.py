@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from argus_http import callbacks as cb
-from argus_http import db as dbm
-from argus_http import outbox
+from argus_http.delivery import callbacks as cb
+from argus_http.queue import tables as dbm
+from argus_http.delivery import outbox
 from argus_http.config import load_settings
-from argus_http.db import Tables, open_database
+from argus_http.queue.tables import Tables, open_database
 from argus_http.errors import CannotCancel, JobNotFound
-from argus_http.jobqueue import LEASE_EXHAUSTED, JobQueue
+from argus_http.queue.database import LEASE_EXHAUSTED, JobQueue
 from argus_core.errors import InvalidRequest
 
 from conftest import PG_URL, REPO
@@ -237,6 +239,28 @@ def test_segment_and_op_callbacks_dedupe_across_reruns(backend: str) -> None:
     assert json.loads(rows[2].body)["code"] == 0
 
 
+def test_hooks_are_stored_at_submit_and_old_rows_still_work(backend: str) -> None:
+    """Hooks are worked out once, at submit; a database from before the ``hooks`` column gets it added in
+    place, and its rows (hooks NULL) still get their callbacks, from the request."""
+    q = make_queue(backend)
+    J = q.t.Job
+    job_id = q.submit("u", REQ(), vid="v1")
+    stored = json.loads(J.get(J.job_id == job_id).hooks)
+    assert stored == {"final": "http://127.0.0.1:9/final", "op": {"pulp": "http://127.0.0.1:9/op"},
+                      "segment": {"pulp": "http://127.0.0.1:9/seg"}}
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrate(SchemaMigrator.from_database(q.t.db).drop_column(J._meta.table_name, "hooks"))
+    assert "hooks" not in {c.name for c in q.t.db.get_columns(J._meta.table_name)}
+    q.t.create()  # as a newer version starting on the old database
+    assert "hooks" in {c.name for c in q.t.db.get_columns(J._meta.table_name)}
+    (lease,) = q.claim("w", 1)
+    assert J.get(J.job_id == job_id).hooks is None
+    assert q.record_op(job_id, lease.token, "pulp", {"labels": [], "segments": []})
+    assert q.finish(job_id, lease.token, result={})
+    assert [r.url for r in outbox_rows(q, job_id)] == ["http://127.0.0.1:9/op", "http://127.0.0.1:9/final"]
+
+
 def test_outbox_chain_order_and_claim(backend: str) -> None:
     """Rows of one chain go out in order: a newer row waits while an older one is pending."""
     q = make_queue(backend)
@@ -271,8 +295,8 @@ def test_backoff_schedule_with_jitter() -> None:
 WORKER = textwrap.dedent("""
     import json, sys, time
     from argus_http.config import load_settings
-    from argus_http.db import Tables, open_database
-    from argus_http.jobqueue import JobQueue
+    from argus_http.queue.tables import Tables, open_database
+    from argus_http.queue.database import JobQueue
     import os
     url, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
     t = Tables(open_database(url))
@@ -306,7 +330,7 @@ def test_two_worker_processes_never_run_a_lease_twice(backend: str, tmp_path: Pa
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     procs = [subprocess.Popen([sys.executable, str(script), backend, f"w{i}", str(tmp_path / f"w{i}.json")],
-                              cwd=REPO) for i in range(2)]
+                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}) for i in range(2)]
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"w{i}.json.ready").exists() for i in range(2)):
         assert time.monotonic() < deadline
@@ -320,3 +344,132 @@ def test_two_worker_processes_never_run_a_lease_twice(backend: str, tmp_path: Pa
     assert set(everything) == ids
     assert all(len(c) > 0 for c in claimed), "both workers should have won some claims"
     assert q.counts()["FINISHED"] == 150
+
+
+# -- the worker-side contract, run against every Backend (huey's StorageTests pattern) ------------------------
+class QueueContract:
+    """What a runner relies on from its queue (:class:`argus_http.queue.protocol.Backend`). Subclasses
+    provide the ``queues`` fixture: ``(producer, backend)``, where ``producer`` is the database queue that
+    jobs are submitted to and inspected in, and ``backend`` the implementation under test."""
+
+    @pytest.fixture
+    def queues(self, *args) -> tuple[JobQueue, Any]:
+        raise NotImplementedError
+
+    def test_claim_hands_out_each_job_once(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("7", REQ(), vid="v1")
+        (lease,) = be.claim("w1", 5, ("video", "vframe"))
+        assert (lease.job_id, lease.vid, lease.kind, lease.attempts) == (job_id, "v1", "video", 1)
+        assert lease.request == REQ() and lease.uid == "7" and lease.token and lease.timeout > 0
+        assert be.claim("w2", 5, ("video", "vframe")) == []
+        assert q.get(job_id)["status"] == "DOING"
+
+    def test_claim_only_the_kinds_asked_for(self, queues) -> None:
+        q, be = queues
+        vf = q.submit("u", {"data": {"uri": "http://127.0.0.1:9/v.mp4"}, "callback": "http://127.0.0.1:9/vf/"},
+                      kind="vframe")
+        assert be.claim("w", 5, ("video",)) == []
+        assert [l.job_id for l in be.claim("w", 5, ("vframe",))] == [vf]
+
+    def test_touch_lost_and_stale_tokens(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ())
+        (lease,) = be.claim("w", 1, ("video",))
+        assert be.touch(job_id, lease.token)
+        assert not be.touch(job_id, "not-the-token")
+        assert be.lost([(job_id, lease.token)]) == set()
+        assert be.lost([(job_id, "not-the-token")]) == {job_id}
+        assert not be.finish(job_id, "not-the-token", result={})
+        assert not be.record_segment(job_id, "not-the-token", "pulp", 0, {})
+        assert not be.release(job_id, "not-the-token")
+
+    def test_a_killed_job_is_lost(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ())
+        (lease,) = be.claim("w", 1, ("video",))
+        q.cancel(job_id)
+        assert be.lost([(job_id, lease.token)]) == {job_id}
+        assert not be.touch(job_id, lease.token)
+        assert not be.finish(job_id, lease.token, result={})
+
+    def test_finish_stores_the_result_and_queues_the_final_callback(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ(), vid="v1")
+        (lease,) = be.claim("w", 1, ("video",))
+        result = {"pulp": {"labels": [], "segments": []}}
+        assert be.finish(job_id, lease.token, result=result)
+        job = q.get(job_id)
+        assert job["status"] == "FINISHED" and job["result"] == result
+        assert [(r.msg_id, json.loads(r.body)) for r in outbox_rows(q, job_id)] == [
+            (cb.final_msg_id(job_id), {"id": "v1", "result": result})]
+
+    def test_errors_reschedule_or_fail(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ())
+        (lease,) = be.claim("w", 1, ("video",))
+        assert be.finish(job_id, lease.token, error="internal error", retryable=True)
+        assert q.get(job_id)["status"] == "RESCHEDULED"
+        q.t.Job.update(run_after=0).execute()  # skip the retry delay
+        (again,) = be.claim("w", 1, ("video",))
+        assert again.attempts == 2
+        assert be.finish(job_id, again.token, error="cannot find the video")
+        job = q.get(job_id)
+        assert job["status"] == "FAILED" and job["error"] == "cannot find the video"
+
+    def test_release_gives_the_attempt_back(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ())
+        (lease,) = be.claim("w", 1, ("video",))
+        assert be.release(job_id, lease.token)
+        assert q.get(job_id)["status"] == "RESCHEDULED"
+        (again,) = be.claim("w", 1, ("video",))
+        assert again.attempts == 1 and again.token != lease.token
+
+    def test_segment_and_op_callbacks_use_the_hooks_of_the_submitted_request(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", REQ(), vid="v1")
+        (lease,) = be.claim("w", 1, ("video",))
+        seg = {"offset_begin": 0, "offset_end": 1000, "labels": [], "cuts": []}
+        assert be.record_segment(job_id, lease.token, "pulp", 0, seg)
+        assert be.record_segment(job_id, lease.token, "pulp", 0, seg)  # a repeat is accepted, not re-sent
+        assert be.record_op(job_id, lease.token, "pulp", {"labels": [], "segments": []})
+        assert be.record_segment(job_id, lease.token, "other-op", 0, seg)  # no hook: nothing queued
+        rows = [(r.msg_id, r.url, json.loads(r.body)) for r in outbox_rows(q, job_id)]
+        assert rows == [
+            (cb.segment_msg_id(job_id, "pulp", 0), "http://127.0.0.1:9/seg", cb.segment_body("v1", "pulp", seg)),
+            (cb.op_msg_id(job_id, "pulp"), "http://127.0.0.1:9/op",
+             cb.op_body("v1", "pulp", {"labels": [], "segments": []}))]
+
+    def test_vframe_callbacks_are_queued_in_order(self, queues) -> None:
+        q, be = queues
+        job_id = q.submit("u", {"data": {"uri": "http://127.0.0.1:9/v.mp4"}, "callback": "http://127.0.0.1:9/vf/"},
+                          kind="vframe")
+        (lease,) = be.claim("w", 1, ("vframe",))
+        for step in ("begin", "end"):
+            url = cb.vframe_url("http://127.0.0.1:9/vf/", step, job_id, lease.token)
+            assert be.record_callback(job_id, lease.token, f"{lease.token}.{step}", url, {"code": 0})
+        rows = outbox_rows(q, job_id)
+        assert [r.url.rsplit("/", 3)[1] for r in rows] == ["begin", "end"]
+        assert len({r.chain for r in rows}) == 1
+        assert not be.record_callback(job_id, "not-the-token", "x", rows[0].url, {})
+
+
+class TestDatabaseQueue(QueueContract):
+    @pytest.fixture
+    def queues(self, backend: str) -> tuple[JobQueue, Any]:
+        q = make_queue(backend)
+        return q, q
+
+
+class TestRemoteQueue(QueueContract):
+    """The queue API of a real server (API-only: no engine, no sender) through :class:`RemoteQueue`."""
+
+    @pytest.fixture
+    def queues(self, tmp_path: Path):
+        from argus_http.queue.remote import RemoteQueue
+
+        from conftest import running_server
+
+        with running_server(tmp_path, None, run_sender=False) as (srv, api):
+            yield srv.queue, RemoteQueue(api.base, retries=1)

@@ -42,7 +42,7 @@ def test_serve_sigterm_releases_and_restart_finishes(tmp_path: Path, media_dir: 
     finally:
         if p.poll() is None:
             p.kill()
-    from argus_http.db import Tables, open_database
+    from argus_http.queue.tables import Tables, open_database
 
     t = Tables(open_database(f"sqlite:///{tmp_path / 'data' / 'argus.db'}"))
     row = t.Job.get(t.Job.job_id == job_id)

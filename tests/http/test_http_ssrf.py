@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from argus_http.errors import UnsafeURL
-from argus_http.ssrf import Guard
+from argus_http.net.ssrf import Guard
 
 from conftest import Receiver, running_server, video_body
 

@@ -3,7 +3,7 @@
 The SSRF guard checks ``data.uri`` and its redirects before a job starts, but FFmpeg then connects on
 its own: it resolves the host again (DNS rebinding), follows redirects the probe never saw, and for HLS
 opens every playlist and segment URL the playlist names. Handing FFmpeg ``http_proxy=`` this proxy puts
-every one of those connections through the same :class:`~argus_http.ssrf.Guard`, and the proxy connects
+every one of those connections through the same :class:`~argus_http.net.ssrf.Guard`, and the proxy connects
 to the address that was checked. FFmpeg tunnels https with ``CONNECT`` (TLS stays end to end, certificate
 checked against the host name) and sends plain http as absolute-URI requests.
 
@@ -21,7 +21,7 @@ import socketserver
 import threading
 from urllib.parse import urlsplit
 
-from .errors import UnsafeURL
+from ..errors import UnsafeURL
 from .ssrf import Guard
 
 log = logging.getLogger("argus.egress")

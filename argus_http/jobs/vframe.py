@@ -14,18 +14,16 @@ The callbacks go through the outbox in one ordered chain, so they arrive in that
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from argus_core.errors import ArgusError, InvalidRequest
 from argus_core.request import parse_request, sampling_of
 from argus_core.media.sampler import sample
 
-from . import callbacks as cb
-from .save import cut_key, jpeg_bytes
-from .sources import engine_source
-
-if TYPE_CHECKING:
-    from .runner import Runner, _Running
+from ..delivery import callbacks as cb
+from ..net.sources import engine_source
+from ..save import cut_key, jpeg_bytes
+from .running import Context, Running
 
 log = logging.getLogger("argus.vframe")
 
@@ -48,44 +46,43 @@ def validate(task: dict[str, Any], max_interval: float) -> None:
         raise InvalidRequest(detail="vframe task needs a callback base URL")
 
 
-def run(runner: "Runner", r: "_Running") -> None:
+def run(ctx: Context, r: Running) -> None:
     """Execute one leased vframe job (called on the job's thread)."""
     lease = r.lease
     task = lease.request
     base = task.get("callback", "")
     job, token = lease.job_id, lease.token
-    be = runner.backend
+    be = ctx.backend
 
     def post(name: str, step: str, body: dict[str, Any]) -> None:
         if not r.lost and not be.record_callback(job, token, name, cb.vframe_url(base, step, job, token), body):
-            runner.cancel(job)
+            r.lose()
 
     post(f"{token}.begin", "begin", {})
     count = 0
     try:
-        req = parse_request(as_video_request(task), None, max_interval=runner.s.max_interval)
-        uri = engine_source(req.data.uri, runner.s, runner.guard)
-        stop = lambda: r.lost or r.stop_event.is_set()  # noqa: E731
-        for offset, frame in sample(uri, sampling_of(req), stop, max_frames=runner.s.max_frames):
-            if stop():
+        req = parse_request(as_video_request(task), None, max_interval=ctx.s.max_interval)
+        uri = engine_source(req.data.uri, ctx.s, ctx.guard)
+        for offset, frame in sample(uri, sampling_of(req), r.stopping, max_frames=ctx.s.max_frames):
+            if r.stopping():
                 break
             cut: dict[str, Any] = {"offset": offset}
-            if runner.store is not None:
+            if ctx.store is not None:
                 try:
-                    cut["uri"] = runner.store.put(cut_key("vframe", job, offset), jpeg_bytes(frame))
+                    cut["uri"] = ctx.store.put(cut_key("vframe", job, offset), jpeg_bytes(frame))
                 except Exception as exc:  # §10: a save failure leaves uri out, the task goes on
                     log.warning("frame save failed", extra={"job": job, "offset": offset, "error": str(exc)})
             post(f"{token}.cut.{count}", "cuts", cb.vframe_cuts_body([cut]))
             count += 1
-            runner.metrics.frames(1)
+            ctx.metrics.frames(1)
     except ArgusError as exc:
         post(f"{token}.end", "end", cb.vframe_end_body(exc.status, exc.message))
-        runner._end(r, error=exc.message, detail=exc.detail)
+        r.end(error=exc.message, detail=exc.detail)
         return
     if r.lost:
         return
     if r.stop_event.is_set() and r.releasing:
-        runner._end(r, error="interrupted")
+        r.end(error="interrupted")
         return
     post(f"{token}.end", "end", cb.vframe_end_body(0, ""))
-    runner._end(r, result={"cuts": count})
+    r.end(result={"cuts": count})

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import http.client
 
 from . import outbox, webhooks
-from .config import Settings
-from .db import Tables
-from .errors import UnsafeURL
-from .metrics import Metrics
-from .ssrf import Guard
+from ..config import Settings
+from ..errors import UnsafeURL
+from ..metrics import Metrics
+from ..net.ssrf import Guard
+from ..queue.tables import Tables
 
 log = logging.getLogger("argus.sender")
 

@@ -4,7 +4,7 @@ request validation (CONTRACT §1, §11).
 - ``file://`` only below the configured media root (symlinks resolved; default: refused). Bare paths,
   which the engine accepts from embedders, are refused over HTTP.
 - Network sources and hook URLs pass the SSRF guard; http(s) sources have their redirects followed hop
-  by hop before the engine opens them, and FFmpeg then fetches them through :mod:`argus_http.egress`,
+  by hop before the engine opens them, and FFmpeg then fetches them through :mod:`argus_http.net.egress`,
   which checks every further connection the same way.
 """
 
@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 from argus_core.errors import InvalidRequest
 from argus_core.request import VideoRequest
 
-from .config import Settings
-from .errors import UnsafeURL
+from ..config import Settings
+from ..errors import UnsafeURL
 from .ssrf import Guard
 
 NETWORK_SCHEMES = frozenset({"http", "https", "rtmp", "rtsp", "srt"})

@@ -16,8 +16,9 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from .auth import sign_request
-from .jobqueue import Lease
+from ..auth import sign_request
+from ..schemas import CallbackEvent, Event, LeaseView, OpEvent, SegmentEvent
+from .protocol import Lease
 
 log = logging.getLogger("argus.remote")
 
@@ -27,7 +28,7 @@ class RemoteError(Exception):
 
 
 class RemoteQueue:
-    """:class:`argus_http.runner.Backend` over the HTTP queue API."""
+    """:class:`argus_http.queue.protocol.Backend` over the HTTP queue API."""
 
     def __init__(self, base_url: str, access_key: str = "", secret_key: str = "", timeout: float = 30.0,
                  retries: int = 3) -> None:
@@ -84,9 +85,12 @@ class RemoteQueue:
         status, body = self._call("GET", "/v1/jobs", {"number": n, "kind": ",".join(kinds)})
         if status != 200:
             raise RemoteError(f"lease: HTTP {status} {body}")
-        return [Lease(job_id=j["id"], token=j["lease"], uid=str(j.get("uid", "")), kind=j.get("kind", "video"),
-                      vid=j.get("vid", ""), request=j["job"], attempts=j.get("attempts", 1),
-                      timeout=float(j.get("timeout", 30))) for j in body]
+        try:
+            views = msgspec.convert(body, list[LeaseView])
+        except msgspec.ValidationError as exc:
+            raise RemoteError(f"lease: unexpected answer: {exc}") from None
+        return [Lease(job_id=v.id, token=v.lease, uid=str(v.uid), kind=v.kind, vid=v.vid, request=v.job,
+                      attempts=v.attempts, timeout=float(v.timeout)) for v in views]
 
     def touch(self, job_id: str, token: str) -> bool:
         return self._ok(*self._call("POST", f"/v1/job/{job_id}/touch", body={"lease": token}), "touch")
@@ -95,18 +99,18 @@ class RemoteQueue:
         # Touching doubles as the kill check: a cancelled job's lease is gone (409).
         return {job_id for job_id, token in leases if not self.touch(job_id, token)}
 
-    def _events(self, job_id: str, token: str, events: list[dict[str, Any]]) -> bool:
+    def _events(self, job_id: str, token: str, events: list[Event]) -> bool:
         return self._ok(*self._call("POST", f"/v1/job/{job_id}/events", body={"lease": token, "events": events}),
                         "events")
 
     def record_segment(self, job_id: str, token: str, op: str, index: int, segment: dict[str, Any]) -> bool:
-        return self._events(job_id, token, [{"type": "segment", "op": op, "index": index, "result": segment}])
+        return self._events(job_id, token, [SegmentEvent(op=op, index=index, result=segment)])
 
     def record_op(self, job_id: str, token: str, op: str, result: dict[str, Any]) -> bool:
-        return self._events(job_id, token, [{"type": "op", "op": op, "result": result}])
+        return self._events(job_id, token, [OpEvent(op=op, result=result)])
 
     def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool:
-        return self._events(job_id, token, [{"type": "callback", "name": msg_id, "url": url, "body": body}])
+        return self._events(job_id, token, [CallbackEvent(name=msg_id, url=url, body=body)])
 
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None, error: str | None = None,
                retryable: bool = False) -> bool:
@@ -120,3 +124,6 @@ class RemoteQueue:
 
     def release(self, job_id: str, token: str) -> bool:
         return self._ok(*self._call("POST", f"/v1/job/{job_id}/release", body={"lease": token}), "release")
+
+    def close_thread(self) -> None:
+        """Nothing is kept per thread (each call opens its own connection)."""

@@ -19,7 +19,7 @@ import ssl
 from typing import Callable, Iterable, Sequence
 from urllib.parse import urljoin, urlsplit
 
-from .errors import UnsafeURL
+from ..errors import UnsafeURL
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]

@@ -20,33 +20,22 @@ import msgspec
 import peewee as pw
 
 from argus_core.errors import InvalidRequest
-from argus_core.request import parse_request
+from argus_core.request import VideoRequest, parse_request
 
-from . import callbacks as cb
-from . import db as dbm
-from . import outbox
-from .config import Settings
-from .db import Tables
-from .errors import CannotCancel, JobNotFound
+from ..config import Settings
+from ..delivery import callbacks as cb
+from ..delivery import outbox
+from ..errors import CannotCancel, JobNotFound
+from . import tables as dbm
+from .protocol import CANCELLED_MESSAGE, Hooks, Lease
+from .tables import Tables
 
 log = logging.getLogger("argus.queue")
 
 #: Error text of a job whose worker vanished ``max_attempts`` times.
 LEASE_EXHAUSTED = "job failed: worker lost (attempts exhausted)"
-CANCELLED_MESSAGE = "context canceled"
 
-
-class Lease(msgspec.Struct):
-    """A claimed job: what a worker needs to run it, and the token that proves it holds it."""
-
-    job_id: str
-    token: str
-    uid: str
-    kind: str
-    vid: str
-    request: dict[str, Any]
-    attempts: int
-    timeout: float
+__all__ = ["CANCELLED_MESSAGE", "LEASE_EXHAUSTED", "JobQueue", "Lease", "new_job_id", "rfc3339"]
 
 
 def new_job_id() -> str:
@@ -68,28 +57,16 @@ def _dumps(obj: Any) -> str:
     return msgspec.json.encode(obj).decode()
 
 
-class Hooks(msgspec.Struct):
-    """The callback URLs of one video request."""
-
-    final: str | None = None
-    op: dict[str, str] = {}
-    segment: dict[str, str] = {}
-    meta: Any = None
+_HOOKS = msgspec.json.Decoder(Hooks)
 
 
-def hooks_of(request: dict[str, Any]) -> Hooks:
-    """Hook URLs of a stored request (aliases resolved as CONTRACT §1 says)."""
+def hooks_of_request(request: dict[str, Any]) -> Hooks:
+    """Hook URLs of a request body that was not parsed at the edge (a direct caller of ``submit``, or a
+    row written before hooks were stored): parsed here, once."""
     try:
-        req = parse_request(request, None, max_interval=float("inf"))
+        return Hooks.of(parse_request(request, None, max_interval=float("inf")))
     except InvalidRequest:
         return Hooks()
-    h = Hooks(final=req.params.hook_url, meta=req.data.attribute.meta if req.data.attribute else None)
-    for op in req.ops:
-        if op.hook_url:
-            h.op[op.op] = op.hook_url
-        if op.hook_url_segment:
-            h.segment[op.op] = op.hook_url_segment
-    return h
 
 
 class JobQueue:
@@ -103,7 +80,6 @@ class JobQueue:
         self.cancel_listeners: list[Callable[[str], None]] = []
         #: Called after a transaction that enqueued callbacks, to wake the sender.
         self.outbox_listeners: list[Callable[[], None]] = []
-        self._pg = dbm.is_postgres(tables.db)
 
     def close_thread(self) -> None:
         """Close the calling thread's database connection (peewee keeps one per thread): job threads call
@@ -112,10 +88,15 @@ class JobQueue:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _lock_rows(self, q: pw.Select, skip_locked: bool = False) -> pw.Select:
-        # SQLite serialises writers with BEGIN IMMEDIATE; PostgreSQL needs row locks.
-        if self._pg:
-            return q.for_update(skip_locked=skip_locked or None)
+        # A single-writer database (SQLite, BEGIN IMMEDIATE) needs no row locks; the others do.
+        if self.t.caps.for_update:
+            return q.for_update(skip_locked=(skip_locked and self.t.caps.skip_locked) or None)
         return q
+
+    @staticmethod
+    def _hooks(job: Any) -> Hooks:
+        """The hooks stored with the job at submit (rows from before that: from the request, once)."""
+        return _HOOKS.decode(job.hooks) if job.hooks else hooks_of_request(_loads(job.request))
 
     def _enqueue(self, job_id: str, msg_id: str, url: str | None, body: dict[str, Any]) -> bool:
         if not url:
@@ -133,7 +114,7 @@ class JobQueue:
     def _final_callback(self, job: Any, result: dict[str, Any] | None, error: str | None) -> bool:
         if job.kind != "video":
             return False
-        h = hooks_of(_loads(job.request))
+        h = self._hooks(job)
         return self._enqueue(job.job_id, cb.final_msg_id(job.job_id), h.final,
                              cb.final_body(job.vid, result, error, h.meta))
 
@@ -143,12 +124,17 @@ class JobQueue:
         return self._lock_rows(q).first()
 
     # -- producer side ---------------------------------------------------------------------------
-    def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video") -> str:
-        """Store a new WAITING job; returns its id."""
+    def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video",
+               parsed: VideoRequest | None = None) -> str:
+        """Store a new WAITING job; returns its id. ``parsed``: the request as the edge parsed it, whose
+        hooks are stored with the job (without it, a video request is parsed here, once)."""
         ts = dbm.now()
         job_id = new_job_id()
+        hooks = None
+        if kind == "video":
+            hooks = _dumps(Hooks.of(parsed) if parsed is not None else hooks_of_request(request))
         with self.t.tx():
-            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=_dumps(request),
+            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=_dumps(request), hooks=hooks,
                               status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
                               run_after=0.0, created_at=ts, updated_at=ts).execute()
         return job_id
@@ -288,7 +274,7 @@ class JobQueue:
             job = self._leased(job_id, token)
             if job is None:
                 return False
-            url = hooks_of(_loads(job.request)).segment.get(op)
+            url = self._hooks(job).segment.get(op)
             queued = self._enqueue(job_id, cb.segment_msg_id(job_id, op, index), url,
                                    cb.segment_body(job.vid, op, segment))
         if queued:
@@ -301,7 +287,7 @@ class JobQueue:
             job = self._leased(job_id, token)
             if job is None:
                 return False
-            url = hooks_of(_loads(job.request)).op.get(op)
+            url = self._hooks(job).op.get(op)
             queued = self._enqueue(job_id, cb.op_msg_id(job_id, op), url, cb.op_body(job.vid, op, result))
         if queued:
             self._wake_sender()
@@ -331,11 +317,9 @@ class JobQueue:
             ts = dbm.now()
             common = dict(lease_token=None, lease_until=None, updated_at=ts)
             if error is None:
-                self.t.JobResult.insert(job_id=job_id, result=_dumps(result or {})).on_conflict_replace().execute() \
-                    if not self._pg else \
-                    self.t.JobResult.insert(job_id=job_id, result=_dumps(result or {})).on_conflict(
-                        conflict_target=[self.t.JobResult.job_id],
-                        update={self.t.JobResult.result: _dumps(result or {})}).execute()
+                text = _dumps(result or {})
+                self.t.JobResult.insert(job_id=job_id, result=text).on_conflict(  # an upsert on both
+                    conflict_target=[self.t.JobResult.job_id], update={self.t.JobResult.result: text}).execute()
                 J.update(status=dbm.FINISHED, error=None, **common).where(J.seq == job.seq).execute()
                 queued = self._final_callback(job, result or {}, None)
             elif retryable and job.attempts < job.max_attempts:

@@ -13,8 +13,8 @@ from typing import Any, Callable, Sequence
 import msgspec
 import peewee as pw
 
-from . import db as dbm
-from .db import Tables
+from ..queue import tables as dbm
+from ..queue.tables import Tables
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -52,8 +52,8 @@ def claim_due(t: Tables, limit: int, hold: float) -> list[Delivery]:
         q = (O.select(O.seq, O.msg_id, O.url, O.body, O.attempts)
              .where((O.status == dbm.PENDING) & (O.next_at <= ts) & ~pw.fn.EXISTS(older_pending))
              .order_by(O.seq).limit(limit))
-        if dbm.is_postgres(t.db):
-            q = q.for_update(of=O, skip_locked=True)
+        if t.caps.for_update:
+            q = q.for_update(of=O, skip_locked=t.caps.skip_locked or None)
         rows = list(q)
         if not rows:
             return []

@@ -3,7 +3,9 @@
 SQLite (default) runs in WAL mode with ``BEGIN IMMEDIATE`` write transactions: several processes may share
 the file, and a transaction never fails half-way by upgrading a read lock. PostgreSQL is used when the URL
 says ``postgresql://`` so that workers on several machines share one queue (claims use
-``FOR UPDATE SKIP LOCKED``, see :mod:`argus_http.jobqueue`).
+``FOR UPDATE SKIP LOCKED``, see :mod:`argus_http.queue.database`). What differs between the two is
+declared once, as :class:`Capabilities` (peewee-style per-database flags), and read by the queue and the
+outbox instead of branching on the database class.
 
 Tables are built by :class:`Tables` for a given database rather than bound to a global, so one process
 can hold two databases (the tests do).
@@ -16,6 +18,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+import msgspec
 from urllib.parse import urlsplit
 
 import peewee as pw
@@ -67,8 +71,32 @@ def open_database(url: str) -> pw.Database:
     raise ValueError(f"unsupported database URL scheme {parts.scheme!r} (use sqlite:/// or postgresql://)")
 
 
-def is_postgres(database: pw.Database) -> bool:
-    return isinstance(database, pw.PostgresqlDatabase)
+class Capabilities(msgspec.Struct, frozen=True):
+    """What a database can do that the queue relies on (like peewee's own ``Database.for_update``)."""
+
+    #: ``SELECT ... FOR UPDATE`` row locks: needed where several writers run at once (PostgreSQL).
+    for_update: bool = False
+    #: ``FOR UPDATE SKIP LOCKED``: claimers skip rows another claimer holds instead of waiting.
+    skip_locked: bool = False
+    #: One writer at a time for the whole database: serialise this process's writers on a lock (SQLite).
+    single_writer: bool = False
+    #: A failed statement aborts the transaction until a rollback (PostgreSQL).
+    rollback_after_error: bool = False
+
+
+#: Per database class, most specific first (looked up along the class's MRO).
+CAPABILITIES: dict[type[pw.Database], Capabilities] = {
+    pw.PostgresqlDatabase: Capabilities(for_update=True, skip_locked=True, rollback_after_error=True),
+    pw.SqliteDatabase: Capabilities(single_writer=True),
+}
+
+
+def capabilities(database: pw.Database) -> Capabilities:
+    """The declared capabilities of ``database`` (an unknown kind gets the cautious defaults)."""
+    for cls in type(database).__mro__:
+        if cls in CAPABILITIES:
+            return CAPABILITIES[cls]
+    return Capabilities(single_writer=True)
 
 
 class Tables:
@@ -76,11 +104,12 @@ class Tables:
 
     def __init__(self, database: pw.Database) -> None:
         self.db = database
+        self.caps = capabilities(database)
         # SQLite has one writer at a time, and its busy handler *sleeps* (1, 2, 5 … 100 ms) between retries
         # instead of queueing: threads of this process wait on a lock instead, so they get the database as
         # soon as it is free (submit p99 with a co-located runner: 114–137 ms → 23–36 ms, bench/RESULTS.md).
         # busy_timeout still arbitrates between processes.
-        self._write_lock: threading.RLock | None = None if is_postgres(database) else threading.RLock()
+        self._write_lock: threading.RLock | None = threading.RLock() if self.caps.single_writer else None
 
         class Base(pw.Model):
             class Meta:
@@ -88,7 +117,8 @@ class Tables:
                 legacy_table_names = False
 
         class Job(Base):
-            """One async video (or vframe) job. ``request`` is the JSON body as submitted."""
+            """One async video (or vframe) job. ``request`` is the JSON body as submitted; ``hooks`` its
+            callback URLs (:class:`argus_http.queue.protocol.Hooks` as JSON), worked out at submit."""
 
             seq = pw.AutoField()  # arrival order: paging and "oldest first"
             job_id = pw.CharField(max_length=32, unique=True)
@@ -96,6 +126,7 @@ class Tables:
             kind = pw.CharField(max_length=16, default="video")
             vid = pw.CharField(max_length=256, default="")
             request = pw.TextField()
+            hooks = pw.TextField(null=True)
             status = pw.CharField(max_length=16, default=WAITING)
             attempts = pw.IntegerField(default=0)
             max_attempts = pw.IntegerField(default=3)
@@ -160,9 +191,22 @@ class Tables:
             except (pw.IntegrityError, pw.ProgrammingError, pw.OperationalError):
                 # Two processes creating the schema at once on PostgreSQL: the loser sees a duplicate
                 # type/table error; the tables exist now, which is all we need.
-                self.db.rollback() if not self.db.is_closed() and is_postgres(self.db) else None
+                self.db.rollback() if not self.db.is_closed() and self.caps.rollback_after_error else None
                 self.db.create_tables(self.models, safe=True)
+            self._add_missing_columns()
 
+    def _add_missing_columns(self) -> None:
+        """Columns added since a table was first created (``argus_job.hooks``): added in place, nullable,
+        so a database written by an older version keeps working (rows without hooks parse their request)."""
+        from playhouse.migrate import SchemaMigrator, migrate
+
+        have = {c.name for c in self.db.get_columns(self.Job._meta.table_name)}
+        if "hooks" not in have:
+            try:
+                migrate(SchemaMigrator.from_database(self.db).add_column(
+                    self.Job._meta.table_name, "hooks", pw.TextField(null=True)))
+            except (pw.ProgrammingError, pw.OperationalError):  # another process added it first
+                self.db.rollback() if self.caps.rollback_after_error else None
     @contextmanager
     def tx(self) -> Iterator[None]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite, serialised within this process)."""

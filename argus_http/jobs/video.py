@@ -1,0 +1,101 @@
+"""One async video job (CONTRACT §7): the engine's events → segment/op callbacks → ``finish``.
+
+A closed segment → ``hookURL_segment``, a finished op → the op's ``hookURL``, the end → ``params.hookURL``
+(written by the queue with ``finish``). Kept cuts are saved as JPEG first when the request has
+``params.save`` (CONTRACT §10), so the callbacks carry their uris.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import msgspec
+
+from argus_core.errors import ArgusError
+from argus_core.events import JobFinished, OpFinished, Progress, SegmentClosed
+from argus_core.request import VideoRequest, parse_request
+
+from ..net.sources import engine_source, with_source
+from ..queue.protocol import CANCELLED_MESSAGE
+from ..save import CutSaver
+from ..tenancy import scoped_request
+from .running import Context, EngineJob, Running, retryable
+
+#: No engine event for this long → the job is cancelled and retried elsewhere.
+STALL_TIMEOUT = 600.0
+
+
+def run(ctx: Context, r: Running) -> None:
+    """Execute one leased video job (called on the job's thread)."""
+    lease = r.lease
+    try:
+        # Validated at submit; parsed once here for what the service itself reads (source, save).
+        req = parse_request(lease.request, None, max_interval=float("inf"))
+        uri = engine_source(req.data.uri, ctx.s, ctx.guard)
+        body = scoped_request(with_source(lease.request, uri), lease.uid if ctx.s.auth_enabled else None)
+        handle = ctx.engine.submit(body, job_id=lease.job_id)
+    except ArgusError as exc:
+        r.end(error=exc.message, retry=retryable(exc.status, exc.message), detail=exc.detail)
+        return
+    r.handle = handle
+    if r.lost or r.releasing:
+        handle.cancel()
+    saver = _saver(ctx, req, lease.vid, uri)
+    try:
+        follow(ctx, r, handle, saver)
+    finally:
+        if saver is not None:
+            saver.close()
+
+
+def _saver(ctx: Context, req: VideoRequest, vid: str, source: str) -> CutSaver | None:
+    """A frame saver when the request has ``params.save`` (CONTRACT §10) and a store is configured."""
+    save = req.params.save
+    if ctx.store is None or save is None:
+        return None
+    return CutSaver(ctx.store, source, save.prefix, vid, getattr(ctx.engine, "source_options", None))
+
+
+def follow(ctx: Context, r: Running, handle: EngineJob, saver: CutSaver | None) -> None:
+    """Map the engine job's events to callbacks and, at the end, to ``finish``."""
+    lease, be = r.lease, ctx.backend
+    seg_index: dict[str, int] = defaultdict(int)
+    final: JobFinished | None = None
+    frames_seen = 0
+    try:
+        for ev in handle.events(timeout=STALL_TIMEOUT):
+            if isinstance(ev, SegmentClosed):
+                i = seg_index[ev.op]
+                seg_index[ev.op] += 1
+                seg = msgspec.to_builtins(ev.segment)
+                if saver is not None and not r.lost:
+                    saver.cuts(seg["cuts"])  # saved before the callback, so it carries the uris
+                if not r.lost and not be.record_segment(lease.job_id, lease.token, ev.op, i, seg):
+                    r.lose()
+            elif isinstance(ev, OpFinished):
+                res = msgspec.to_builtins(ev.result)
+                if saver is not None and not r.lost:
+                    saver.op_result(res)
+                if not r.lost and not be.record_op(lease.job_id, lease.token, ev.op, res):
+                    r.lose()
+            elif isinstance(ev, Progress):
+                ctx.metrics.frames(ev.frames - frames_seen)
+                frames_seen = ev.frames
+            elif isinstance(ev, JobFinished):
+                final = ev
+    except TimeoutError:
+        handle.cancel()
+        r.end(error="internal error", retry=True, detail="engine stalled")
+        return
+    assert final is not None
+    ctx.metrics.frames(final.frames - frames_seen)
+    if final.error is not None:
+        if final.cancelled and not r.releasing:
+            r.end(error=CANCELLED_MESSAGE)
+        else:
+            r.end(error=final.error.message, retry=retryable(final.error.status, final.error.message))
+    else:
+        result = msgspec.to_builtins(final.result or {})
+        if saver is not None:
+            saver.job_result(result)
+        r.end(result=result)

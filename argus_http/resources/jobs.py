@@ -1,0 +1,58 @@
+"""``GET /v1/jobs/<kind>?status=&marker=&limit=``, ``GET /v1/jobs/<kind>/<id>`` and the kill
+``POST /v1/jobs/<kind>/<id>`` (form ``op=kill``, ``?op=kill`` or JSON ``{"op": "kill"}``), CONTRACT §7."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import falcon
+
+from argus_core.errors import InvalidRequest
+
+from ..edge import JOB_ID, JSON_TYPE, answer, caller_uid, int_param, media_type, read_body
+from ..errors import JobNotFound, UnsupportedMediaType
+from ..queue import tables as dbm
+from ..schemas import Kill
+from ..service import Service
+
+
+class JobsResource:
+    def __init__(self, svc: Service, kind: str) -> None:
+        self.svc, self.kind = svc, kind
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        status = req.get_param("status") or None
+        if status is not None and status not in dbm.STATUSES:
+            raise InvalidRequest(detail="unknown status")
+        limit = int_param(req, "limit", 100, 1, 1000)
+        marker = req.get_param("marker") or None
+        answer(resp, self.svc.queue.list(caller_uid(req), status, marker, limit, kind=self.kind))
+
+
+class JobResource:
+    def __init__(self, svc: Service, kind: str) -> None:
+        self.svc, self.kind = svc, kind
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        if not JOB_ID.match(job_id):
+            raise JobNotFound()
+        answer(resp, self.svc.queue.get(job_id, caller_uid(req), kind=self.kind))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        op = req.get_param("op")
+        if op is None:
+            ctype = media_type(req)
+            if ctype == JSON_TYPE:
+                op = read_body(req, Kill, required=False).op
+            elif ctype in ("", "application/x-www-form-urlencoded"):
+                raw: bytes = req.context.body
+                op = (parse_qs(raw.decode("utf-8", "replace")).get("op") or [None])[0]
+            else:
+                raise UnsupportedMediaType()
+        if op != "kill":
+            raise InvalidRequest(detail="op must be kill")
+        if not JOB_ID.match(job_id):
+            raise JobNotFound()
+        # Make sure the job is of this kind (and the caller's) before touching it.
+        self.svc.queue.get(job_id, caller_uid(req), kind=self.kind)
+        answer(resp, self.svc.queue.cancel(job_id, caller_uid(req)))

@@ -1,0 +1,252 @@
+"""The HTTP bodies of the service as msgspec Structs (CONTRACT §1, §7–§9): request bodies are decoded into
+them at the edge (:func:`argus_http.edge.read_body`), and the OpenAPI document is generated from them
+(:mod:`argus_http.openapi`), so the two cannot disagree.
+
+Request bodies are as strict as the service always was and no stricter: where a field was coerced or
+ignored before (``lease``, ``retryable``, a face's ``meta``), it is typed ``Any`` and read as before.
+Response Structs describe what the routes answer; the OpenAPI tests validate real answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from argus_core.request import VideoRequest
+from argus_core.result import OpResult
+
+from .queue.tables import STATUSES
+
+Status = Literal["WAITING", "DOING", "RESCHEDULED", "FINISHED", "FAILED", "CANCELLED"]
+assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
+Kind = Literal["video", "vframe"]
+Time = Annotated[str, Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", extra_json_schema={"format": "date-time"})]
+Object = dict[str, Any]
+Uid = Union[int, str]
+
+
+def _doc(text: str) -> Meta:
+    return Meta(description=text)
+
+
+# -- requests ----------------------------------------------------------------------------------------------
+class QueueSubmit(Struct):
+    """``POST /v1/jobs``: a job for the queue API (CONTRACT §8)."""
+
+    job: Annotated[Object, Meta(description="a video request",
+                                extra_json_schema={"$ref": "#/components/schemas/VideoRequest"})]
+    uid: Uid = ""
+
+
+class LeaseToken(Struct):
+    """``touch`` / ``release``; the token may come as ``?lease=`` instead."""
+
+    lease: Annotated[Any, _doc("lease token; send it with touch/finish")] = None
+
+
+class Finish(Struct):
+    lease: Annotated[Any, _doc("lease token")] = None
+    result: Object | None = None
+    error: str | None = None
+    retryable: Any = False
+
+
+class SegmentEvent(Struct, tag_field="type", tag="segment"):
+    op: str
+    index: int = 0
+    result: Object | None = None
+
+
+class OpEvent(Struct, tag_field="type", tag="op"):
+    op: str
+    result: Object | None = None
+
+
+class CallbackEvent(Struct, tag_field="type", tag="callback"):
+    """A vframe callback (begin/cuts/end), only below the task's callback base."""
+
+    name: str
+    url: str
+    body: Object | None = None
+
+
+Event = Union[SegmentEvent, OpEvent, CallbackEvent]
+
+
+class Events(Struct):
+    events: list[Event]
+    lease: Annotated[Any, _doc("lease token")] = None
+
+
+KillOp = Union[Literal["kill"], None]
+
+
+class Kill(Struct):
+    """The kill of ``POST /v1/jobs/<kind>/<id>`` (as JSON; a form ``op=kill`` or ``?op=kill`` also do)."""
+
+    op: KillOp = None
+
+
+class GroupCreate(Struct):
+    meta: Object | None = None
+
+
+class FaceAttribute(Struct):
+    name: str
+    id: str | None = None
+    meta: Annotated[Any, _doc("an object; anything else is ignored")] = None
+
+
+class FaceData(Struct):
+    uri: str
+    attribute: FaceAttribute
+
+
+class FaceAdd(Struct):
+    data: FaceData
+
+
+class FaceRemove(Struct):
+    ids: list[Any] | None = None
+    names: list[Any] | None = None
+
+
+class ImageData(Struct):
+    uri: str
+
+
+class SearchParams(Struct):
+    threshold: Annotated[float, Meta(ge=0, le=1)] = 0.6
+
+
+class FaceSearch(Struct):
+    data: ImageData
+    params: SearchParams | None = None
+
+
+class VframeParams(Struct):
+    mode: int | None = None
+    interval: float | None = None
+    ss: float | None = None
+    t: float | None = None
+
+
+class VframeTask(Struct):
+    """``POST /v1/vframe`` (CONTRACT §9). Validated by :func:`argus_http.jobs.vframe.validate`."""
+
+    data: ImageData
+    callback: Annotated[str, _doc("base URL; begin/cuts/end are appended")]
+    id: str | None = None
+    params: VframeParams | None = None
+
+
+# -- responses ---------------------------------------------------------------------------------------------
+class Error(Struct, forbid_unknown_fields=True):
+    error: str
+
+
+class AsyncAccepted(Struct, forbid_unknown_fields=True):
+    job: str
+
+
+class Job(Struct, forbid_unknown_fields=True):
+    id: str
+    vid: str
+    request: Object
+    status: Status
+    created_at: Time
+    updated_at: Time
+    result: Any | UnsetType = UNSET
+    error: str | UnsetType = UNSET
+
+
+class JobSummary(Struct, forbid_unknown_fields=True):
+    id: str
+    status: Status
+    created_at: Time
+    updated_at: Time
+
+
+class KillResult(Struct, forbid_unknown_fields=True):
+    status: Status
+    created_at: Time
+    updated_at: Time
+
+
+class QueueId(Struct, forbid_unknown_fields=True):
+    id: str
+
+
+class LeaseView(Struct):
+    """One leased job of ``GET /v1/jobs?number=N``."""
+
+    id: str
+    uid: Uid
+    job: Object
+    timeout: int
+    lease: Annotated[str, _doc("lease token; send it with touch/finish")]
+    kind: Kind = "video"
+    vid: str = ""
+    attempts: int = 1
+
+
+class Touched(Struct):
+    timeout: int
+
+
+class Empty(Struct, forbid_unknown_fields=True):
+    pass
+
+
+class Group(Struct):
+    group: str
+    faces: int | UnsetType = UNSET
+    version: int | UnsetType = UNSET
+    created: Any = UNSET
+    updated: Any = UNSET
+    meta: Object | None | UnsetType = UNSET
+    face_list: list[Object] | UnsetType = UNSET
+
+
+class Removed(Struct):
+    removed: int
+
+
+class Box(Struct):
+    pts: list[Any]
+    score: float
+
+
+class FaceMatch(Struct):
+    id: str | None
+    name: str
+    score: float
+    review: bool
+
+
+class FaceFound(Struct):
+    boundingBox: Box
+    value: FaceMatch | None
+
+
+class FaceSearchResult(Struct):
+    detections: list[FaceFound]
+
+
+class Health(Struct):
+    status: str
+    database: bool
+    engine: bool
+    ops: list[str]
+    uptime_s: float | UnsetType = UNSET
+
+
+VideoResult = Annotated[dict[str, OpResult], _doc("op name → {labels, segments}")]
+
+#: Everything the document names, in the order of its components.
+DOCUMENTED: tuple[Any, ...] = (
+    Error, VideoRequest, OpResult, AsyncAccepted, Job, JobSummary, KillResult, VframeTask, QueueSubmit, QueueId,
+    LeaseView, LeaseToken, Finish, Events, Touched, Empty, Kill, Group, GroupCreate, FaceAdd, FaceRemove,
+    Removed, FaceSearch, FaceSearchResult, Health,
+)

@@ -1,0 +1,77 @@
+"""The HTTP edge as pure pieces: typed bodies, the one error map, and the declared database capabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.testing
+import peewee as pw
+import pytest
+
+from argus_core.errors import InvalidRequest, VideoNotFound
+from argus_http.edge import ERRORS, on_error, read_body
+from argus_http.errors import JobNotFound, UnsupportedMediaType
+from argus_http.queue.tables import Capabilities, capabilities
+from argus_http.schemas import Events, FaceSearch, SegmentEvent
+
+
+def _req(body: bytes, ctype: str | None = "application/json") -> falcon.Request:
+    req = falcon.testing.create_req(method="POST", headers={"Content-Type": ctype} if ctype else {})
+    req.context.body = body
+    return req
+
+
+@pytest.mark.parametrize("body, ctype, error", [
+    (b'{"data": {"uri": "x"}}', "text/plain", UnsupportedMediaType),
+    (b"", "application/json", InvalidRequest),
+    (b"{nope", "application/json", InvalidRequest),
+    (b'{"data": {}}', "application/json", InvalidRequest),  # uri missing
+    (b'{"data": {"uri": "x"}, "params": {"threshold": 2}}', None, InvalidRequest),  # out of [0, 1]
+])
+def test_read_body_refuses(body: bytes, ctype: str | None, error: type) -> None:
+    with pytest.raises(error):
+        read_body(_req(body, ctype), FaceSearch)
+
+
+def test_read_body_decodes_typed_and_tagged() -> None:
+    got = read_body(_req(b'{"data": {"uri": "x"}}', None), FaceSearch)
+    assert got.data.uri == "x" and got.params is None
+    ev = read_body(_req(b'{"lease": "t", "events": [{"type": "segment", "op": "pulp", "index": 2}]}'), Events)
+    assert ev.events == [SegmentEvent(op="pulp", index=2)] and ev.lease == "t"
+    with pytest.raises(InvalidRequest):
+        read_body(_req(b'{"events": [{"type": "nope"}]}'), Events)
+    assert read_body(_req(b" ", None), dict[str, Any], required=False) == {}  # optional body: the defaults
+
+
+@pytest.mark.parametrize("exc, status, message", [
+    (JobNotFound(), 404, "job not found"),
+    (VideoNotFound("cannot find the video"), 424, "cannot find the video"),
+    (falcon.HTTPNotFound(), 404, "not found"),
+    (falcon.HTTPMethodNotAllowed(["GET"]), 405, "method not allowed"),
+    (RuntimeError("secret path /etc/x"), 500, "internal error"),  # never the exception's text
+])
+def test_errors_map_by_type(exc: Exception, status: int, message: str) -> None:
+    resp = falcon.Response()
+    on_error(_req(b""), resp, exc, {})
+    assert (resp.status, resp.media) == (status, {"error": message})
+
+
+def test_the_error_map_covers_every_exception() -> None:
+    assert Exception in ERRORS
+
+
+class _MyPostgres(pw.PostgresqlDatabase):
+    pass
+
+
+@pytest.mark.parametrize("db, for_update, single_writer", [
+    (pw.SqliteDatabase(":memory:"), False, True),
+    (pw.PostgresqlDatabase("x"), True, False),
+    (_MyPostgres("x"), True, False),  # found along the MRO
+    (pw.MySQLDatabase("x"), False, True),  # not declared: the cautious defaults
+])
+def test_capabilities_are_declared_per_database(db: Any, for_update: bool, single_writer: bool) -> None:
+    caps = capabilities(db)
+    assert isinstance(caps, Capabilities)
+    assert (caps.for_update, caps.single_writer) == (for_update, single_writer)
