@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..aggregate import LABEL_FLOOR, floor_labels
 from ..detection import Candidates, GFLHead, class_aware_nms, corner_points, decode_gfl, to_frame
 from ..frames import Frame, letterbox
 from ..models import ModelError
@@ -137,7 +138,9 @@ class DetectionOp(VisionOp):
         asked = [t if e else min(t, floor) for t, e in zip(thresholds, explicit)]
         out = []
         for dets, e in zip(NanoDet(self.model()).detect(frames, asked), explicit):
+            labels = labels_of(dets)
             if not e:
                 dets = [d for d in dets if d.score >= self.class_thresholds.get(d.cls, self.default_threshold)]
-            out.append(CutOutput(labels=labels_of(dets), result={"detections": [d.to_result() for d in dets]}))
+                labels = floor_labels(labels_of(dets), LABEL_FLOOR["detection"])
+            out.append(CutOutput(labels=labels, result={"detections": [d.to_result() for d in dets]}))
         return out
