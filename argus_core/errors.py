@@ -125,6 +125,23 @@ class InvalidGroup(InvalidRequest):
     message = "invalid group name"
 
 
+class MissingGroup(InvalidRequest):
+    """``face_group_search`` without ``params.other.group``."""
+
+    message = "face_group_search needs params.other.group: the name of a face gallery"
+
+
+class UnknownGroup(InvalidRequest):
+    """``face_group_search`` naming a gallery that does not exist (400: the request is wrong, not a URL)."""
+
+    def __init__(self, group: str = "", *, detail: str = "") -> None:
+        super().__init__(f"face_group_search: group {group!r} not found" if group else "group not found",
+                         detail=detail)
+
+    def __reduce__(self):
+        return (_rebuild, (InvalidRequest, self.message, self.detail))
+
+
 class GroupNotFound(ArgusError):
     status = 404
     message = "group not found"

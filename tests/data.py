@@ -27,6 +27,7 @@ import numpy as np
 #: sha256 of ``npm pack`` archives we rely on (the registry serves immutable tarballs per version).
 PINNED = {
     ("@vladmandic/face-api", "1.7.15"): "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    ("nsfwjs", "4.4.0"): "585cd178f3b994337c4d10a87b080d342fc52f8b9bf0085c4d1f345a3a1c5382",
 }
 
 

@@ -176,6 +176,9 @@ def box_of(d):
 @pytest.mark.parametrize("name", sorted(WHERE))
 @pytest.mark.parametrize("size", [None, (640, 360), (300, 500)], ids=["native", "640x360", "300x500"])
 def test_detection_finds_objects_where_they_are(ops, frame_of, name, size):
+    if name == "coffee" and size in (None, (300, 500)):
+        pytest.xfail("issue 9 trade-off: letterboxed NanoDet-m scores the close-up cup below 0.3 at these sizes "
+                     "(stretched it passed); letterboxing finds 5 of 6 car shots in real footage instead of 1")
     img = photo(name)
     cls, ref = WHERE[name]
     frame = frame_of(img, size)
@@ -265,13 +268,13 @@ def test_weapon_evidence_flows_to_every_terror_op(ops, frame_of, monkeypatch):
     # No weapon photo exists offline: feed the ops a classifier output with gun classes (the detector still
     # runs for real) and check the whole path from ImageNet class to result and label.
     labels = ops["terror"].manifests["mobilenetv2"].labels
-    row = fake_probs({"assault rifle": 0.45, "rifle": 0.25, "military uniform": 0.2}, labels)
+    row = fake_probs({"assault rifle": 0.55, "rifle": 0.25, "military uniform": 0.2}, labels)
     monkeypatch.setattr(terror_mod, "classify", lambda model, frames: np.stack([row] * len(frames)))
     f = [frame_of(photo("chelsea"), (640, 360))]  # no knife-like box above 0.05 on the cat
 
     t = run(ops["terror"], f, detail=True)[0]
     assert t.result["label"] == 1 and t.result["class"] == "guns"
-    guns = 0.45 + 0.25 + row[labels.index("revolver")]  # P(assault rifle or rifle or revolver)
+    guns = 0.55 + 0.25 + row[labels.index("revolver")]  # P(assault rifle or rifle or revolver) ≥ IMAGENET_ALONE
     assert t.result["score"] == pytest.approx(guns, abs=1e-6)
     assert [(l.label, l.score) for l in t.labels] == [("1", t.result["score"])]
     ev = {e["class"]: e for e in t.result["evidence"]}
@@ -279,8 +282,9 @@ def test_weapon_evidence_flows_to_every_terror_op(ops, frame_of, monkeypatch):
 
     c = run(ops["terror_classify"], f)[0].result["confidences"]
     assert [(x["class"], x["index"]) for x in c] == [("guns", 8)]  # uniform 0.2 < 0.5
+    # a whole-image uniform at 0.2 with no person box to confirm it is held back, whatever the threshold
     c = run(ops["terror_classify"], f, threshold=0.15)[0].result["confidences"]
-    assert [x["class"] for x in c] == ["guns", "special_clothing"]
+    assert [x["class"] for x in c] == ["guns"], run(ops["terror"], f, detail=True)[0].result["confirmed_by"]
 
     d = run(ops["terror_detect"], f)[0]
     assert [(x["class"], x["pts"]) for x in d.result["detections"]] == [("assault rifle", [])]
@@ -290,7 +294,7 @@ def test_weapon_evidence_flows_to_every_terror_op(ops, frame_of, monkeypatch):
     d0 = run(ops["terror_detect"], f, threshold=0)[0].result["detections"]
     assert [x["class"] for x in d0] == ["assault rifle", "rifle", "military uniform"]
     # below the threshold: "0" with the complement as its score, flagged for review when close
-    t = run(ops["terror"], f, threshold=0.8)[0].result
+    t = run(ops["terror"], f, threshold=0.9)[0].result
     assert (t["label"], t["review"]) == (0, True) and t["score"] == pytest.approx(1 - guns, abs=1e-6)
 
 
@@ -301,13 +305,23 @@ E = terror_mod.Evidence
     "evidence, threshold, expected",
     [
         ([], 0.5, (0, "normal", 1.0, False)),
+        ([E("rifle", "guns", 0.3, "mobilenetv2"), E("revolver", "guns", 0.25, "mobilenetv2"),
+          E("person", "", 0.6, "nanodet-context")], 0.5,
+         (1, "guns", 0.55, True)),  # one softmax: the probabilities of a group add up; a person confirms
         ([E("rifle", "guns", 0.3, "mobilenetv2"), E("revolver", "guns", 0.25, "mobilenetv2")], 0.5,
-         (1, "guns", 0.55, True)),  # one softmax: the probabilities of a group add up
+         (0, "normal", 0.45, True)),  # whole-image classes alone below IMAGENET_ALONE: held back, for review
+        ([E("half track", "heavy_weapons", 0.3, "mobilenetv2"), E("cannon", "heavy_weapons", 0.21, "mobilenetv2"),
+          E("bicycle", "", 0.8, "nanodet-context")], 0.5,
+         (0, "normal", 0.49, True)),  # the parked bicycle of bikes@9: a bicycle box confirms nothing
+        ([E("tank", "heavy_weapons", 0.55, "mobilenetv2"), E("truck", "", 0.5, "nanodet-context")], 0.5,
+         (1, "heavy_weapons", 0.55, True)),  # COCO sees the tank as a truck
+        ([E("tank", "heavy_weapons", 0.8, "mobilenetv2")], 0.5, (1, "heavy_weapons", 0.8, False)),
         ([E("knife", "knives", 0.45, "nanodet", [[0, 0]] * 4), E("knife", "knives", 0.4, "nanodet")], 0.5,
          (0, "normal", 0.55, True)),  # boxes do not add up: the best one counts
         ([E("knife", "knives", 0.9, "nanodet"), E("cleaver", "knives", 0.2, "mobilenetv2")], 0.5,
          (1, "knives", 0.9, False)),
-        ([E("tank", "heavy_weapons", 0.6, "mobilenetv2"), E("knife", "knives", 0.6, "nanodet")], 0.5,
+        ([E("tank", "heavy_weapons", 0.6, "mobilenetv2"), E("knife", "knives", 0.6, "nanodet"),
+          E("truck", "", 0.5, "nanodet-context")], 0.5,
          (1, "knives", 0.6, True)),  # a tie goes to the earlier class of the original list
         ([E("military uniform", "special_clothing", 0.2, "mobilenetv2")], 0.5, (0, "normal", 0.8, False)),
         ([E("keyword:x", "special_characters", 0.97, "ocr")], 0.5, (1, "special_characters", 0.97, False)),
@@ -412,7 +426,8 @@ def test_slideshow_labels_per_photo(slideshow):
 
     assert [labels_at("image_label", k) for k in (1, 2, 3)] == [{"Egyptian cat"}, {"espresso"}, {"tripod"}]
     assert "person" in labels_at("detection", 0) and "person" in labels_at("detection", 3)
-    assert "cup" in labels_at("detection", 2) and labels_at("detection", 4) == frozenset()
+    # the close-up cup (photo 2) is below 0.3 since detection letterboxes (issue 9): not asserted here
+    assert labels_at("detection", 4) == frozenset()
     assert {l["label"] for l in slideshow["pulp"]["labels"]} == {"2"}
     assert [l["label"] for l in slideshow["terror"]["labels"]] == ["0"]
     assert slideshow["terror_classify"]["labels"] == [] and slideshow["terror_detect"]["labels"] == []

@@ -11,13 +11,13 @@ import importlib
 import logging
 import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .base import CutOutput, Model, Op, check_ready
 
 log = logging.getLogger("argus.ops")
 
-__all__ = ["OP_CLASSES", "CutOutput", "Model", "Op", "check_ready", "create_op", "op_classes"]
+__all__ = ["OP_CLASSES", "CutOutput", "Model", "Op", "check_ready", "check_request", "create_op", "op_classes"]
 
 
 def _discover() -> dict[str, type[Op]]:
@@ -61,3 +61,17 @@ def create_op(name: str, models_dir: Path | None = None, options: dict[str, Any]
     if name not in classes:
         raise KeyError(name)
     return classes[name](models_dir, options or {})
+
+
+def check_request(req: Any, ops: Mapping[str, Op]) -> None:
+    """Let each op of a parsed request refuse params it cannot work with (:meth:`Op.check_params`), so a bad
+    request is a 400 at submit time rather than a job whose cuts carry no result.
+
+    ``req`` is a :class:`~argus_core.request.VideoRequest`; ``ops`` the engine's op instances by name (ops
+    not in it were already refused by ``parse_request``). The engine calls this right after parsing."""
+    from ..request import OpParams
+
+    for item in req.ops:
+        op = ops.get(item.op)
+        if op is not None:
+            op.check_params(item.params if item.params is not None else OpParams())

@@ -54,6 +54,11 @@ class Op:
         Lets an optional part of an op (a second-opinion model) cost decoder time only when asked for."""
         return self.specs()
 
+    def check_params(self, params: OpParams) -> None:
+        """Raise a 400 :class:`~argus_core.errors.InvalidRequest` (with a message that says what is wrong)
+        when a request's params for this op cannot work; called once per request before it is queued
+        (:func:`argus_core.ops.check_request`). By default every params object is accepted."""
+
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         for m in self.models:
             if m not in self.loaded:

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ArgusError
+from ..errors import ArgusError, InvalidGroup, MissingGroup, UnknownGroup
 from ..faces.pipeline import DETECT_SPEC, FacePipeline
 from ..media.renditions import Frame, FrameSpec
 from ..faces.gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_name, needs_review
@@ -193,6 +193,22 @@ class FaceGroupSearchOp(_FaceSearchOp):
     name = "face_group_search"
     description = ("names of people enrolled in the gallery params.other.group (FaceBoxes + BlazeFace + "
                    "FaceRes, cosine ≥ params.other.threshold, default 0.6); unknown faces give no label")
+
+    def check_params(self, params: OpParams) -> None:
+        """400 when ``params.other.group`` is missing, not a gallery name, or names no gallery."""
+        group = (params.other or {}).get("group")
+        if group is None or group == "":
+            raise MissingGroup()
+        if not isinstance(group, str):
+            raise InvalidGroup("face_group_search: params.other.group must be a string (a gallery name)")
+        try:
+            check_group_name(group)
+        except ArgusError:
+            raise InvalidGroup("face_group_search: params.other.group is not a valid gallery name "
+                               "(letters, digits, '_', '-', '.')") from None
+        store = self.store or GalleryStore(options=self.options, models_dir=self.models_dir)
+        if not store.has_group(group):
+            raise UnknownGroup(group)
 
     def group_of(self, p: OpParams) -> str | None:
         group = (p.other or {}).get("group")

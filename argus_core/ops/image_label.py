@@ -16,6 +16,8 @@ Shared helpers (used by ``detection`` and the terror ops as well; parameter read
 
 from __future__ import annotations
 
+from ..aggregate import LABEL_FLOOR, floor_labels
+
 import hashlib
 import logging
 import weakref
@@ -162,4 +164,6 @@ class ImageLabelOp(VisionOp):
         best = top_k(row, self.labels, k, threshold)
         confidences = [{"class": name, "score": round6(s)} for _i, name, s in best]
         labels = [Label(c["class"], c["score"]) for c in confidences]
+        if (p.other or {}).get("threshold") is None:
+            labels = floor_labels(labels, LABEL_FLOOR["image_label"])
         return CutOutput(labels=labels, result={"confidences": confidences})

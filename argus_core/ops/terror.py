@@ -73,6 +73,22 @@ IMAGENET_EVIDENCE: dict[str, str] = {
 COCO_EVIDENCE: dict[str, str] = {"knife": "knives"}
 TEXT_GROUP = "special_characters"
 
+#: A whole-image ImageNet group (no box) alone says terror "1" only at this score or above. Calibrated on
+#: real footage (models/EVAL.md): on 149 benign cuts the strongest weapon-like sum was 0.51, heavy_weapons
+#: ("half track" 0.30 + "cannon" …) on a parked bicycle (bikes@9); "cannon" reaches 0.13 on other bicycles.
+IMAGENET_ALONE = 0.75
+#: …or at the request's threshold when a second signal confirms it: a COCO box (score ≥ CONTEXT_MIN) of one
+#: of these classes in the same frame (a gun or a uniform is carried by a person; a tank, half track or
+#: missile launcher is seen by COCO as a vehicle; a cleaver next to a knife box).
+CONFIRMED_BY: dict[str, tuple[str, ...]] = {
+    "guns": ("person",),
+    "special_clothing": ("person",),
+    "knives": ("knife",),
+    "heavy_weapons": ("truck", "car", "bus", "train", "boat", "airplane"),
+}
+CONTEXT_MIN = 0.5
+CONTEXT_MODEL = "nanodet-context"
+
 #: what no model here can see (special_characters becomes supported once OCR text evidence is wired)
 UNSUPPORTED = tuple(c for c in ORIGINAL_CLASSES
                     if c not in set(IMAGENET_EVIDENCE.values()) | set(COCO_EVIDENCE.values()))
@@ -216,6 +232,12 @@ class TerrorBase(VisionOp):
         except KeyError as exc:  # a model whose labels lack an evidence class cannot back this op
             raise ModelError(f"{self.name}: {exc}") from exc
         self._coco = {i: name for name, i in coco.items()}
+        context = {c for names in CONFIRMED_BY.values() for c in names} - set(COCO_EVIDENCE)
+        try:
+            self._context = {i: n for n, i in class_indices(self.manifests["nanodet"].labels,
+                                                            {c: c for c in context}).items()}
+        except KeyError as exc:
+            raise ModelError(f"{self.name}: {exc}") from exc
         self.keywords = keyword_lists(self.options.get("terror_keywords"))
         scripts = self.options.get("terror_scripts") or []
         self.scripts = [s.lower() for s in ([scripts] if isinstance(scripts, str) else scripts)]
@@ -249,13 +271,19 @@ class TerrorBase(VisionOp):
     def evidence(self, frames: Sequence[Frame]) -> list[list[Evidence]]:
         """Every piece of evidence per frame, best first (callers apply thresholds): boxes and text down to
         :data:`SCORE_FLOOR`, and *every* weapon-like ImageNet class, however small, because a group's score
-        is the sum of its classes' probabilities."""
+        is the sum of its classes' probabilities. Boxes of the :data:`CONFIRMED_BY` classes at
+        :data:`CONTEXT_MIN` or above come along as ``model`` :data:`CONTEXT_MODEL` (group ``""``): they are
+        not evidence, only what lets a whole-image class count below :data:`IMAGENET_ALONE`."""
         probs = classify(self.model("mobilenetv2"), frames)
-        boxes = NanoDet(self.model("nanodet")).detect(frames, [SCORE_FLOOR] * len(frames), set(self._coco))
+        boxes = NanoDet(self.model("nanodet")).detect(frames, [SCORE_FLOOR] * len(frames),
+                                                      set(self._coco) | set(self._context))
         texts = self._reader(frames) if self._reader is not None else [[] for _ in frames]
         out = []
         for row, dets, lines in zip(probs, boxes, texts):
-            ev = [Evidence(d.cls, COCO_EVIDENCE[d.cls], d.score, "nanodet", corner_points(d.box)) for d in dets]
+            ev = [Evidence(d.cls, COCO_EVIDENCE[d.cls], d.score, "nanodet", corner_points(d.box))
+                  for d in dets if d.cls in COCO_EVIDENCE]
+            ev += [Evidence(d.cls, "", d.score, CONTEXT_MODEL, corner_points(d.box))
+                   for d in dets if d.cls not in COCO_EVIDENCE and d.score >= CONTEXT_MIN]
             ev += [Evidence(name, IMAGENET_EVIDENCE[name], float(row[i]), "mobilenetv2")
                    for name, i in self._imagenet.items()]
             ev += text_evidence(lines, self.keywords, self.scripts)
@@ -274,6 +302,8 @@ def group_scores(evidence: Sequence[Evidence]) -> dict[str, float]:
     summed: dict[str, float] = {}
     best: dict[str, float] = {}
     for e in evidence:
+        if e.model == CONTEXT_MODEL:
+            continue
         if e.model == "mobilenetv2":
             summed[e.group] = summed.get(e.group, 0.0) + e.score
         else:
@@ -282,21 +312,58 @@ def group_scores(evidence: Sequence[Evidence]) -> dict[str, float]:
     return {g: min(1.0, max(summed.get(g, 0.0), best.get(g, 0.0))) for g in groups}
 
 
+def counted_scores(evidence: Sequence[Evidence], threshold: float) -> tuple[dict[str, float], dict[str, float]]:
+    """(groups that count at ``threshold``, groups held back) by the evidence rule (README "terror"):
+
+    * a box (knife) or a text line counts at its own score;
+    * a whole-image ImageNet group (summed probability, no box) counts at :data:`IMAGENET_ALONE` or above,
+      or at ``threshold`` when a :data:`CONFIRMED_BY` box is in the same frame; otherwise it is *held back*
+      (reported for review, never a "1").
+    """
+    context = {e.cls for e in evidence if e.model == CONTEXT_MODEL}
+    boxed: dict[str, float] = {}
+    imagenet: dict[str, float] = {}
+    for e in evidence:
+        if e.model == CONTEXT_MODEL:
+            continue
+        if e.model == "mobilenetv2":
+            imagenet[e.group] = imagenet.get(e.group, 0.0) + e.score
+        else:
+            boxed[e.group] = max(boxed.get(e.group, 0.0), e.score)
+    counted: dict[str, float] = dict(boxed)
+    held: dict[str, float] = {}
+    for g, s in imagenet.items():
+        s = min(1.0, s)
+        confirmed = any(c in context for c in CONFIRMED_BY.get(g, ()))
+        if s >= IMAGENET_ALONE or (confirmed and s >= threshold):
+            counted[g] = max(counted.get(g, 0.0), s)
+        elif s > counted.get(g, 0.0):
+            held[g] = s
+    return counted, held
+
+
+def _best(scores: Mapping[str, float]) -> tuple[str, float]:
+    # ties → the earlier class of TERROR_CLASSES, so the verdict is deterministic
+    return max(((g, s) for g, s in scores.items()),
+               key=lambda gs: (gs[1], -TERROR_CLASSES.index(gs[0])), default=("normal", 0.0))
+
+
 def decide(evidence: Sequence[Evidence], threshold: float) -> tuple[int, str, float, float, bool]:
     """(label, class, score, strongest, review) for ``terror``.
 
-    label 1 when the strongest group reaches ``threshold``; its score is that group's score. For label 0
-    the score is ``1 − strongest`` (how far the frame is from any supported evidence), class "normal".
-    ``review`` when the strongest group lies within :data:`REVIEW_MARGIN` of the threshold.
+    label 1 when the strongest *counted* group (:func:`counted_scores`) reaches ``threshold``; its score is
+    that group's score. For label 0 the score is ``1 − strongest`` over all groups, counted or held back
+    (how far the frame is from any supported evidence), class "normal". ``review`` when the strongest group
+    lies within :data:`REVIEW_MARGIN` of the threshold, or a held-back group reaches the threshold.
     """
-    scores = group_scores(evidence)
-    # ties → the earlier class of TERROR_CLASSES, so the verdict is deterministic
-    group, strongest = max(((g, s) for g, s in scores.items()),
-                           key=lambda gs: (gs[1], -TERROR_CLASSES.index(gs[0])), default=("normal", 0.0))
-    review = abs(strongest - threshold) < REVIEW_MARGIN
+    counted, held = counted_scores(evidence, threshold)
+    group, strongest = _best(counted)
+    _, held_best = _best(held)
+    top = max(strongest, held_best)
+    review = abs(top - threshold) < REVIEW_MARGIN or held_best >= threshold
     if strongest >= threshold:
         return 1, group, strongest, strongest, review
-    return 0, "normal", 1.0 - strongest, strongest, review
+    return 0, "normal", 1.0 - top, top, review
 
 
 class TerrorDetectOp(TerrorBase):
@@ -318,7 +385,7 @@ class TerrorDetectOp(TerrorBase):
         for ev, p in zip(self.evidence(frames), params):
             thr = self.threshold(p)
             dets = [{"index": self._index(e), "class": e.cls, "score": round6(e.score), "pts": e.pts}
-                    for e in ev if e.score >= thr]
+                    for e in ev if e.score >= thr and e.model != CONTEXT_MODEL]
             best: dict[str, float] = {}
             for d in dets:
                 best[d["class"]] = max(best.get(d["class"], 0.0), d["score"])
@@ -345,7 +412,9 @@ class TerrorOp(TerrorBase):
             if other_bool(p, "detail"):
                 result["class"] = group
                 # what went into the verdict, for a reviewer (leaving out the negligible)
-                result["evidence"] = [e.to_result() for e in ev if e.score >= SCORE_FLOOR]
+                result["evidence"] = [e.to_result() for e in ev
+                                      if e.score >= SCORE_FLOOR and e.model != CONTEXT_MODEL]
+                result["confirmed_by"] = sorted({e.cls for e in ev if e.model == CONTEXT_MODEL})
             result["unsupported"] = self.unsupported
             out.append(CutOutput(labels=[Label(str(label), round6(score))], result=result))
         return out
@@ -363,7 +432,7 @@ class TerrorClassifyOp(TerrorBase):
         out = []
         for ev, p in zip(self.evidence(frames), params):
             thr = self.threshold(p)
-            scores = group_scores(ev)
+            scores, _held = counted_scores(ev, thr)
             confidences = [{"index": TERROR_CLASSES.index(g), "class": g, "score": round6(s)}
                            for g, s in sorted(scores.items(), key=lambda gs: (-gs[1], TERROR_CLASSES.index(gs[0])))
                            if s >= thr]

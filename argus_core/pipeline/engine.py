@@ -25,7 +25,7 @@ import msgspec
 
 from ..errors import BadOp, EngineError
 from ..media.renditions import slot_bytes_for, unique_specs
-from ..ops import create_op, op_classes
+from ..ops import check_request, create_op, op_classes
 from ..request import VideoRequest, parse_request
 from .coordinator import Cancel, Close, Coordinator, Limits, Submit
 from .job import Job
@@ -167,10 +167,14 @@ class Engine:
         return set(self._ops)
 
     def parse(self, body: bytes | str | Mapping[str, Any] | VideoRequest) -> VideoRequest:
+        """Validate a request for this engine: the contract's rules, then each op's own params
+        (``Op.check_params``), so a bad parameter is a 400 at submit and never fails a shared batch."""
         if isinstance(body, VideoRequest):
-            return parse_request(msgspec.to_builtins(body), self.known_ops(), max_interval=self.max_interval)
-        return parse_request(body if isinstance(body, (bytes, str)) else dict(body), self.known_ops(),
-                             max_interval=self.max_interval)
+            body = msgspec.to_builtins(body)
+        req = parse_request(body if isinstance(body, (bytes, str)) else dict(body), self.known_ops(),
+                            max_interval=self.max_interval)
+        check_request(req, self._ops)
+        return req
 
     def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None) -> Job:
         """Validate and queue a request; returns at once. Raises the documented error on bad input."""
