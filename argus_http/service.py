@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from argus_core.request import VideoRequest, parse_request
+
 from .auth import Authenticator
 from .config import Settings
 from .metrics import Metrics
@@ -31,6 +33,13 @@ class Service:
         self.on_submit = on_submit or (lambda: None)
         self.sync_slots = threading.BoundedSemaphore(settings.sync_concurrency)
         self.started = time.time()
+
+    def parse(self, body: Any) -> VideoRequest:
+        """A request body validated by the contract and, when this server analyses, by its ops' own checks."""
+        parsed = parse_request(body, self.known_ops(), max_interval=self.s.max_interval)
+        if self.engine is not None:
+            self.engine.check(parsed)
+        return parsed
 
     def known_ops(self) -> set[str] | None:
         return None if self.engine is None else set(self.engine.known_ops())

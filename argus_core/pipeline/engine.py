@@ -173,8 +173,12 @@ class Engine:
             body = msgspec.to_builtins(body)
         req = parse_request(body if isinstance(body, (bytes, str)) else dict(body), self.known_ops(),
                             max_interval=self.max_interval)
-        check_request(req, self._ops)
+        self.check(req)
         return req
+
+    def check(self, req: VideoRequest) -> None:
+        """Each op's own validation of its params (documented 400s), for a request parsed elsewhere."""
+        check_request(req, self._ops)
 
     def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None) -> Job:
         """Validate and queue a request; returns at once. Raises the documented error on bad input."""

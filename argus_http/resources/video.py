@@ -25,7 +25,7 @@ class VideoResource:
         body = read_body(req, dict[str, Any])
         if not VIDEO_ID.match(video_id):
             raise InvalidRequest(detail="bad video_id")
-        parsed = parse_request(body, svc.known_ops(), max_interval=svc.s.max_interval)
+        parsed = svc.parse(body)
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)
