@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 import falcon
 import msgspec
 
+from argus_core import verdict
 from argus_core.errors import ArgusError, InvalidRequest, Saturated
 from argus_core.request import parse_request
 
@@ -195,6 +196,7 @@ class VideoResource:
         if not isinstance(body, dict):
             raise InvalidRequest(detail="body must be an object")
         parsed = parse_request(body, svc.known_ops(), max_interval=svc.s.max_interval)
+        verdict.policies_of(parsed, svc.s.verdict_policy)  # a bad params.other.suggestion is a 400 now
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)
@@ -229,6 +231,8 @@ class VideoResource:
         finally:
             svc.metrics.add("sync_inflight", -1)
             svc.sync_slots.release()
+        # §14: suggestions inside each op; the video's own in a header, as the body is exactly {op: ...}
+        resp.set_header(verdict.HEADER, verdict.annotate(result, verdict.policies_of(body, svc.s.verdict_policy)))
         _json(resp, result)
 
 
@@ -325,6 +329,7 @@ class QueueJobsResource:
             raise InvalidRequest(detail="uid must be an integer or a string")
         job = body["job"]
         parsed = parse_request(job, svc.known_ops(), max_interval=svc.s.max_interval)
+        verdict.policies_of(parsed, svc.s.verdict_policy)
         check_source(parsed.data.uri, svc.s, svc.guard)
         check_hooks(parsed, svc.guard)
         vid = (parsed.data.attribute.id if parsed.data.attribute else None) or ""

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import msgspec
 import peewee as pw
 
+from argus_core import verdict
 from argus_core.errors import InvalidRequest
 from argus_core.request import parse_request
 
@@ -197,6 +198,7 @@ class JobQueue:
             row = self.t.JobResult.get_or_none(self.t.JobResult.job_id == job_id)
             if row is not None:
                 view["result"] = _loads(row.result)
+                view["suggestion"] = verdict.overall(view["result"])  # CONTRACT §14
         if job.error and job.status in (dbm.FAILED, dbm.CANCELLED, dbm.RESCHEDULED):
             view["error"] = job.error
         view["created_at"] = rfc3339(job.created_at)

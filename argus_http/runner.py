@@ -22,6 +22,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import msgspec
 
+from argus_core import verdict
 from argus_core.errors import ArgusError, OutOfMemory
 from argus_core.events import JobFinished, OpFinished, Progress, SegmentClosed
 
@@ -72,6 +73,15 @@ def retryable(status: int, message: str) -> bool:
     """Internal failures (a crashed decoder, a busy engine) are worth another attempt; bad input and
     missing media are not, and neither is running out of memory on the same video again."""
     return status >= 500 and message != OutOfMemory.message
+
+
+def _policies(request: dict[str, Any], s: Settings) -> dict[str, verdict.Policy]:
+    """The job's verdict policies (CONTRACT §14). Checked at submit; should they fail now (the server's
+    config changed), the ops get the built-in ones rather than a failed job."""
+    try:
+        return verdict.policies_of(request, s.verdict_policy)
+    except ArgusError:
+        return {}
 
 
 class _Running:
@@ -274,18 +284,21 @@ class Runner:
         seg_index: dict[str, int] = defaultdict(int)
         final: JobFinished | None = None
         frames_seen = 0
+        policies = _policies(lease.request, self.s)
         try:
             for ev in handle.events(timeout=STALL_TIMEOUT):
                 if isinstance(ev, SegmentClosed):
                     i = seg_index[ev.op]
                     seg_index[ev.op] += 1
                     seg = msgspec.to_builtins(ev.segment)
+                    verdict.annotate_segment(seg, policies.get(ev.op) or verdict.policy_for(ev.op))
                     if saver is not None and not r.lost:
                         saver.cuts(seg["cuts"])  # saved before the callback, so it carries the uris
                     if not r.lost and not self.backend.record_segment(lease.job_id, lease.token, ev.op, i, seg):
                         self.cancel(lease.job_id)
                 elif isinstance(ev, OpFinished):
                     res = msgspec.to_builtins(ev.result)
+                    verdict.annotate_op(res, policies.get(ev.op) or verdict.policy_for(ev.op))
                     if saver is not None and not r.lost:
                         saver.op_result(res)
                     if not r.lost and not self.backend.record_op(lease.job_id, lease.token, ev.op, res):
@@ -308,6 +321,7 @@ class Runner:
                 self._end(r, error=final.error.message, retry=retryable(final.error.status, final.error.message))
         else:
             result = msgspec.to_builtins(final.result or {})
+            verdict.annotate(result, policies)
             if saver is not None:
                 saver.job_result(result)
             self._end(r, result=result)
