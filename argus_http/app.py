@@ -22,7 +22,7 @@ from argus_core.errors import ArgusError, InvalidRequest, Saturated
 from argus_core.request import parse_request
 
 from . import db as dbm
-from . import openapi, outbox, vframe
+from . import openapi, outbox, report, vframe
 from .auth import Authenticator
 from .config import KeyPair, Settings
 from .db import Tables
@@ -283,6 +283,21 @@ class JobResource:
         _json(resp, self.svc.queue.cancel(job_id, _uid(req)))
 
 
+class ReportResource:
+    """``GET /v1/jobs/video/<id>/report``: the timeline page (CONTRACT §14), scoped like the job GET."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        if not JOB_ID.match(job_id):
+            raise _not_found()
+        job = self.svc.queue.get(job_id, _uid(req), kind="video")
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = report.for_job(job, self.svc.s, self.svc.guard, getattr(self.svc.engine, "source_options", None),
+                                   network=self.svc.engine is not None)
+
+
 def _not_found() -> ArgusError:
     from .errors import JobNotFound
 
@@ -481,6 +496,7 @@ ROUTES: list[tuple[str, Callable[[Service], Any], str | None]] = [
     ("/v1/video/{video_id}", VideoResource, None),
     ("/v1/jobs/video", lambda s: JobsResource(s, "video"), None),
     ("/v1/jobs/video/{job_id}", lambda s: JobResource(s, "video"), None),
+    ("/v1/jobs/video/{job_id}/report", ReportResource, None),
     ("/v1/vframe", VframeResource, None),
     ("/v1/jobs/vframe", lambda s: JobsResource(s, "vframe"), None),
     ("/v1/jobs/vframe/{job_id}", lambda s: JobResource(s, "vframe"), None),

@@ -97,6 +97,8 @@ class Settings(msgspec.Struct, kw_only=True):
     #: default verdict thresholds ``{op: {block: {label: score}, review: {...}, review_flag}}`` over the
     #: built-in ones (CONTRACT §14, :mod:`argus_core.verdict`); a request's ``params.other.suggestion`` wins.
     verdict_policy: dict[str, Any] = {}
+    #: thumbnails per ``GET /v1/jobs/video/<id>/report`` page (decoded from the source once; then cached)
+    report_thumbs: int = 300
     # -- remote worker (``argus worker --queue-url``) ------------------------------------------------
     queue_url: str = ""
     access_key: str = ""

@@ -35,13 +35,16 @@ B = {"type": "boolean"}
 ANY: dict[str, Any] = {}
 TIME = {"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}
 
+SUGGESTION = {"type": "string", "enum": ["pass", "review", "block"], "description": "CONTRACT §14 verdict"}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": S}, ["error"], False),
     "Label": _obj({"label": S, "score": N}, ["label", "score"]),
-    "Cut": _obj({"offset": I, "uri": S, "result": ANY}, ["offset"]),
-    "Segment": _obj({"offset_begin": I, "offset_end": I, "labels": _arr(_ref("Label")), "cuts": _arr(_ref("Cut"))},
-                    ["offset_begin", "offset_end", "labels", "cuts"]),
-    "OpResult": _obj({"labels": _arr(_ref("Label")), "segments": _arr(_ref("Segment"))}, ["labels", "segments"]),
+    "Cut": _obj({"offset": I, "uri": S, "result": ANY, "suggestion": SUGGESTION}, ["offset"]),
+    "Segment": _obj({"offset_begin": I, "offset_end": I, "labels": _arr(_ref("Label")), "cuts": _arr(_ref("Cut")),
+                     "suggestion": SUGGESTION}, ["offset_begin", "offset_end", "labels", "cuts"]),
+    "OpResult": _obj({"labels": _arr(_ref("Label")), "segments": _arr(_ref("Segment")), "suggestion": SUGGESTION},
+                     ["labels", "segments"]),
     "VideoResult": {"type": "object", "additionalProperties": _ref("OpResult"),
                     "description": "op name → {labels, segments}"},
     "VideoRequest": _obj({
@@ -57,7 +60,7 @@ SCHEMAS: dict[str, Any] = {
     }, ["data", "ops"]),
     "AsyncAccepted": _obj({"job": S}, ["job"], False),
     "Job": _obj({"id": S, "vid": S, "request": {"type": "object"}, "status": {"type": "string", "enum": STATUSES},
-                 "result": ANY, "error": S, "created_at": TIME, "updated_at": TIME},
+                 "result": ANY, "suggestion": SUGGESTION, "error": S, "created_at": TIME, "updated_at": TIME},
                 ["id", "vid", "request", "status", "created_at", "updated_at"], False),
     "JobSummary": _obj({"id": S, "status": {"type": "string", "enum": STATUSES}, "created_at": TIME,
                         "updated_at": TIME}, ["id", "status", "created_at", "updated_at"], False),
@@ -148,10 +151,18 @@ def document() -> dict[str, Any]:
             "parameters": [_path_param("video_id")],
             "post": {"summary": "Analyse a video (sync, or async with params.async)",
                      "requestBody": _body(_ref("VideoRequest")),
-                     "responses": {"200": _resp("sync result, or {job} when async",
-                                                {"oneOf": [_ref("VideoResult"), _ref("AsyncAccepted")]}),
+                     "responses": {"200": {**_resp("sync result, or {job} when async",
+                                                   {"oneOf": [_ref("VideoResult"), _ref("AsyncAccepted")]}),
+                                           "headers": {"X-Argus-Suggestion": {
+                                               "description": "sync only: the whole video's verdict (§14)",
+                                               "schema": SUGGESTION}}},
                                    **_errors(400, 401, 413, 415, 424, 500, 503)}}},
         **_job_routes("video"),
+        "/v1/jobs/video/{job_id}/report": {
+            "parameters": [_path_param("job_id")],
+            "get": {"summary": "The job's timeline report: one self-contained HTML page (CONTRACT §14)",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": S}}},
+                                  **_errors(401, 404)}}},
         "/v1/vframe": {"post": {"summary": "Submit a frames-only task (begin/cuts/end callbacks)",
                                 "requestBody": _body(_ref("VframeTask")),
                                 "responses": {"200": _resp("accepted", _ref("AsyncAccepted")),

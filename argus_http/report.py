@@ -496,3 +496,49 @@ draw();
 window.__argus = {renderMs: performance.now() - T0, segments: lanes.querySelectorAll(".seg").length, duration: DUR};
 })();
 """
+
+
+# -- the service's route (GET /v1/jobs/video/<id>/report) ------------------------------------------------
+FINAL_STATUSES = ("FINISHED", "FAILED", "CANCELLED")
+
+
+def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: dict[str, str] | None = None,
+            *, network: bool = True) -> str:
+    """The page of a job record (already scoped to the caller), cached under ``<data_dir>/reports`` once the
+    job has ended. Thumbnails come from the frame store (local stores only) or the job's source, checked
+    like a job's (media root for ``file://``, the SSRF guard for http(s)); http(s) sources are read only
+    when ``network`` (an engine's egress proxy in ``source_options`` applies the guard to every hop)."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from .sources import engine_source
+
+    cache = None
+    if job.get("status") in FINAL_STATUSES:
+        stamp = "".join(ch if ch.isalnum() else "-" for ch in str(job.get("updated_at", "")))
+        cache = Path(settings.data_dir, "reports", f"{job['id']}.{stamp}.html")
+        if cache.is_file():
+            return cache.read_text(encoding="utf-8")
+    result, info = split_input(job)
+    source = None
+    uri = source_of(info)
+    if uri and (network or urlsplit(uri).scheme.lower() in ("", "file")):
+        try:
+            source = engine_source(uri, settings, guard)
+        except Exception as exc:  # refused or gone: a page without grabbed thumbnails
+            log.info("report: source not readable", extra={"job": job.get("id"), "error": str(exc)})
+    store = settings.save_store
+    read_saved = file_reader([store]) if store and "://" not in store else None
+    limit = getattr(settings, "report_thumbs", THUMB_LIMIT)
+    thumbs, duration = grab_thumbs(result, source, limit=limit, read_saved=read_saved,
+                                   source_options=source_options) if limit > 0 else ({}, None)
+    page = render(job, thumbs=thumbs, duration_ms=duration)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(page, encoding="utf-8")
+            tmp.replace(cache)
+        except OSError as exc:
+            log.warning("report cache not written", extra={"error": str(exc)})
+    return page

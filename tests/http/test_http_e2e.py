@@ -43,7 +43,7 @@ def test_async_job_callbacks_signed_and_equal_to_sync(tmp_path: Path, engine, me
     (op_cb,) = [r.json() for r in received if r.path == "/op"]
     assert op_cb == {"id": "clip-1", "op": "pulp", "code": 0, "message": "", "result": sync["pulp"]}
     (final,) = [r.json() for r in received if r.path == "/final"]
-    assert final == {"id": "clip-1", "result": sync}
+    assert final == {"id": "clip-1", "result": sync, "suggestion": sync["pulp"]["suggestion"]}  # §14
     ids = set()
     for r in received:
         assert webhooks.verify(SECRET, r.headers, r.body), r.path
