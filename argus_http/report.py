@@ -241,6 +241,8 @@ def build(obj: Mapping[str, Any], *, source: str | None = None, limit: int = THU
     src = source or source_of(info)
     thumbs, duration = grab_thumbs(result, src, limit=limit, read_saved=read_saved,
                                    source_options=source_options) if limit > 0 else ({}, None)
+    if title is None and src and not (info.get("vid") or info.get("id")):
+        title = src.rstrip("/").rsplit("/", 1)[-1] or src
     return render(obj, thumbs=thumbs, duration_ms=duration, title=title)
 
 
