@@ -122,3 +122,38 @@ def test_thumbnail_keeps_aspect():
     t = report.thumbnail(frame)
     img = _decode_data_uri(t.uri)
     assert img.shape[:2] == (120, 160) and (t.width, t.height) == (640, 480)
+
+
+def test_cli_analyze_report_and_report_command(vids, tmp_path: Path):
+    """``argus analyze … --report`` and ``argus report <result.json> -o``; a bad source is a documented error."""
+    import subprocess
+    import sys
+
+    video = vids["photos"]
+    out_html, out_json, again = tmp_path / "a.html", tmp_path / "a.json", tmp_path / "b.html"
+    cmd = [sys.executable, "-m", "argus_http.cli"]
+    p = subprocess.run(cmd + ["analyze", str(video), "--op", "pulp", "--mode", "0", "--interval", "3",
+                              "--decoders", "1", "--workers", "1", "--report", str(out_html)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out_json.write_text(p.stdout)
+    result = json.loads(p.stdout)
+    assert set(result) == {"pulp"} and "suggestion" in result["pulp"]
+    assert f"argus: suggestion: {verdict.overall(result)}" in p.stderr
+    data = _page_json(out_html.read_text())
+    offsets = {c["offset"] for s in result["pulp"]["segments"] for c in s["cuts"]}
+    assert set(map(int, data["thumbs"])) == offsets and data["title"] == video.name
+
+    p = subprocess.run(cmd + ["report", str(out_json), "-o", str(again), "--video", str(video)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert _page_json(again.read_text())["thumbs"] == data["thumbs"]
+
+    p = subprocess.run(cmd + ["report", "no-such-job", "-o", str(tmp_path / "c.html"),
+                              "--data-dir", str(tmp_path / "nodata")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and json.loads(p.stdout)["error"] == "invalid parameters"
+    assert "Traceback" not in p.stderr
+    p = subprocess.run(cmd + ["analyze", str(video), "--op", "pulp", "--params",
+                              '{"pulp": {"other": {"suggestion": {"block": {"0": 3}}}}}'],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and json.loads(p.stdout) == {"error": "invalid parameters"}
