@@ -263,6 +263,10 @@ def annotate(result: dict[str, Any], policies: Mapping[str, Policy] | None = Non
     return worst(out)
 
 
-def overall(result: Mapping[str, Any] | None) -> str:
-    """The video's verdict from an annotated result's op ``suggestion`` fields."""
-    return worst(r.get("suggestion", PASS) for r in (result or {}).values() if isinstance(r, Mapping))
+def overall(result: Mapping[str, Any] | None) -> str | None:
+    """The video's verdict from an annotated result's op ``suggestion`` fields; None when some op has none
+    (a result that never went through :func:`annotate`, e.g. posted by a foreign queue worker)."""
+    ops = [r for r in (result or {}).values() if isinstance(r, Mapping)]
+    if any(not isinstance(r.get("suggestion"), str) for r in ops):
+        return None
+    return worst(r["suggestion"] for r in ops)

@@ -31,7 +31,7 @@ def final_body(vid: str, result: dict[str, Any] | None, error: str | None = None
         body["meta"] = meta
     if error:
         body["error"] = error
-    elif result:
+    elif result and verdict.overall(result) is not None:
         body["suggestion"] = verdict.overall(result)  # CONTRACT §14: the whole video's verdict
     return body
 

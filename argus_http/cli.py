@@ -129,7 +129,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     overall = verdict.annotate(result, policies)  # CONTRACT §14; the JSON stays the sync body {op: ...}
     print(json.dumps(result, ensure_ascii=False, indent=2 if args.pretty else None))
-    print(f"argus: suggestion: {overall}", file=sys.stderr)
+    if sys.stderr.isatty():  # stderr stays quiet in pipes, as for the progress bar
+        print(f"argus: suggestion: {overall}", file=sys.stderr)
     if args.report:
         from . import report
 

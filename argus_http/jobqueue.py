@@ -198,7 +198,8 @@ class JobQueue:
             row = self.t.JobResult.get_or_none(self.t.JobResult.job_id == job_id)
             if row is not None:
                 view["result"] = _loads(row.result)
-                view["suggestion"] = verdict.overall(view["result"])  # CONTRACT §14
+                if verdict.overall(view["result"]) is not None:  # CONTRACT §14
+                    view["suggestion"] = verdict.overall(view["result"])
         if job.error and job.status in (dbm.FAILED, dbm.CANCELLED, dbm.RESCHEDULED):
             view["error"] = job.error
         view["created_at"] = rfc3339(job.created_at)

@@ -215,7 +215,7 @@ def _page_data(result: Mapping[str, Any], info: Mapping[str, Any], thumbs: Mappi
                                for c in s.get("cuts") or []]}
                      for s in res.get("segments") or []],
         })
-    return {"title": title, "duration": duration_ms, "overall": verdict.overall(result),
+    return {"title": title, "duration": duration_ms, "overall": verdict.overall(result) or verdict.PASS,
             "status": info.get("status"), "error": info.get("error"), "id": info.get("id"),
             "ops": ops, "thumbs": {str(o): [t.uri, t.width, t.height] for o, t in thumbs.items()}}
 

@@ -139,7 +139,7 @@ def test_cli_analyze_report_and_report_command(vids, tmp_path: Path):
     out_json.write_text(p.stdout)
     result = json.loads(p.stdout)
     assert set(result) == {"pulp"} and "suggestion" in result["pulp"]
-    assert f"argus: suggestion: {verdict.overall(result)}" in p.stderr
+    assert result["pulp"]["suggestion"] in ("pass", "review", "block")
     data = _page_json(out_html.read_text())
     offsets = {c["offset"] for s in result["pulp"]["segments"] for c in s["cuts"]}
     assert set(map(int, data["thumbs"])) == offsets and data["title"] == video.name

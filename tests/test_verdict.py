@@ -157,6 +157,7 @@ def test_annotate_adds_fields_and_never_changes_seed_fields():
 
 def test_overall_of_empty_and_review_only():
     assert verdict.annotate({}) == PASS and verdict.overall({}) == PASS and verdict.overall(None) == PASS
+    assert verdict.overall({"pulp": {"labels": [], "segments": []}}) is None  # never annotated
     res = {"pulp": aggregate([{"offset": 0, "labels": [{"label": "1", "score": 0.7}], "result": pulp(1, 0.7)}]),
            "detection": {"labels": [], "segments": []}}
     assert verdict.annotate(res) == REVIEW

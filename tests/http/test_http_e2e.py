@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 
+from argus_core import verdict
 from argus_http import webhooks
 from argus_http.auth import sign_request
 
@@ -174,7 +175,8 @@ def test_remote_worker_through_queue_api(tmp_path: Path, media_dir: Path, short_
             proc.wait(20)
     expected = engine.analyze({"data": {"uri": str(short_video)}, "params": {"vframe": {"mode": 0, "interval": 1}},
                                "ops": [{"op": "pulp"}]})
-    assert final.json() == {"id": "remote-1", "result": expected}
+    overall = verdict.annotate(expected)  # §14: the remote worker adds the verdict too
+    assert final.json() == {"id": "remote-1", "result": expected, "suggestion": overall}
 
 
 def video_body_bytes(body: dict) -> bytes:
