@@ -11,7 +11,7 @@ import falcon
 from .edge import JSON, JSON_TYPE, Gate, on_error
 from .resources.faces import GroupResource, GroupsResource
 from .resources.health import HealthResource, MetricsResource, OpenAPIResource
-from .resources.jobs import JobResource, JobsResource
+from .resources.jobs import JobResource, JobsResource, ReportResource
 from .resources.queue import QueueJobResource, QueueJobsResource
 from .resources.vframe import VframeResource
 from .resources.video import VideoResource
@@ -29,6 +29,7 @@ ROUTES: list[tuple[str, Callable[[Service], Any], str | None]] = [
     ("/v1/video/{video_id}", VideoResource, None),
     ("/v1/jobs/video", _of_kind(JobsResource, "video"), None),
     ("/v1/jobs/video/{job_id}", _of_kind(JobResource, "video"), None),
+    ("/v1/jobs/video/{job_id}/report", ReportResource, None),
     ("/v1/vframe", VframeResource, None),
     ("/v1/jobs/vframe", _of_kind(JobsResource, "vframe"), None),
     ("/v1/jobs/vframe/{job_id}", _of_kind(JobResource, "vframe"), None),

@@ -29,6 +29,20 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: only on a terminal)")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    p.add_argument("--report", default=None, metavar="OUT.html",
+                   help="also write the timeline report (self-contained HTML) there")
+
+
+def _report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="timeline report (one self-contained HTML page) of a result or a job")
+    p.add_argument("source", help="a result JSON file (analyze output or a job record), '-' for stdin, "
+                                  "or a job id in the local database (--data-dir / --config / ARGUS_*)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.html")
+    p.add_argument("--video", default=None, help="the video to grab thumbnails from (default: the job's data.uri)")
+    p.add_argument("--thumbs", type=int, default=None, help="max thumbnails (default 600; 0: none)")
+    p.add_argument("--data-dir", dest="data_dir", default=None)
+    p.add_argument("--database-url", dest="database_url", default=None)
+    p.add_argument("--config", default=None)
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,6 +92,7 @@ def _known_ops() -> set[str]:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from argus_core import Engine, JobFinished, Progress
+    from argus_core import verdict
     from argus_core.errors import ArgusError, BadOp, EmptyOp
 
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
@@ -90,6 +105,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         unknown = [name for name in args.ops if name not in known]
         if unknown:
             raise BadOp(detail=f"unknown op {unknown[0]!r}")
+        policies = verdict.policies_of(body)  # a bad params.other.suggestion fails before decoding
         with Engine(decoders=args.decoders, workers=args.workers, ops=sorted(set(args.ops))) as engine:
             job = engine.submit(body)
             bar = _ProgressBar(sys.stderr) if show else None
@@ -111,8 +127,67 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps({"error": "invalid parameters"}))
         print("argus: invalid parameters (--params is not JSON)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    overall = verdict.annotate(result, policies)  # CONTRACT §14; the JSON stays the sync body {op: ...}
     print(json.dumps(result, ensure_ascii=False, indent=2 if args.pretty else None))
+    if sys.stderr.isatty():  # stderr stays quiet in pipes, as for the progress bar
+        print(f"argus: suggestion: {overall}", file=sys.stderr)
+    if args.report:
+        from . import report
+
+        _write(args.report, report.build(result, source=args.uri, read_saved=report.file_reader()))
     return 0
+
+
+def _write(path: str, text: str) -> None:
+    from pathlib import Path
+
+    Path(path).write_text(text, encoding="utf-8")
+    print(f"argus: report written to {path}", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``argus report <result.json | - | job-id> -o out.html``."""
+    import os
+
+    from . import report
+
+    try:
+        if args.source == "-":
+            obj = json.load(sys.stdin)
+        elif os.path.exists(args.source):
+            with open(args.source, encoding="utf-8") as f:
+                obj = json.load(f)
+        else:
+            obj = _local_job(args)
+        page = report.build(obj, source=args.video, read_saved=report.file_reader(),
+                            limit=report.THUMB_LIMIT if args.thumbs is None else max(0, args.thumbs))
+    except (ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+        print(json.dumps({"error": "invalid parameters", "detail": str(exc)}))
+        print(f"argus: cannot make a report: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _write(args.output, page)
+    return 0
+
+
+def _local_job(args: argparse.Namespace) -> dict[str, Any]:
+    """A job record from the local service database (the same settings as ``argus serve``)."""
+    from argus_core.errors import ArgusError
+
+    from .config import load_settings
+    from .db import Tables, open_database
+    from .jobqueue import JobQueue
+
+    settings = load_settings(args)
+    tables = Tables(open_database(settings.database_url))
+    try:
+        return JobQueue(tables, settings).get(args.source, None)
+    except ArgusError as exc:
+        raise ValueError(f"{args.source!r} is neither a file nor a job in {settings.database_url}: "
+                         f"{exc.message}") from None
+    except Exception as exc:  # no database there, or not ours
+        raise ValueError(f"cannot read the job database {settings.database_url}: {exc}") from None
+    finally:
+        tables.close()
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -148,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     _analyze_parser(sub)
+    _report_parser(sub)
     m = sub.add_parser("models", help="list ops, models, licences and whether each is ready; "
                                       "`argus models check [--write] models/<name>` verifies a model")
     m.add_argument("--json", action="store_true")
@@ -160,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "analyze":
         return cmd_analyze(args)
+    if args.command == "report":
+        return cmd_report(args)
     return cmd_models(args)
 
 

@@ -94,6 +94,11 @@ class Settings(msgspec.Struct, kw_only=True):
     #: operator settings handed to the ops (see README "Ops"): e.g. ``politician_gallery``,
     #: ``terror_keywords``, ``ocr_keywords``, ``galleries_dir``. Config file only (a table / object).
     op_options: dict[str, Any] = {}
+    #: default verdict thresholds ``{op: {block: {label: score}, review: {...}, review_flag}}`` over the
+    #: built-in ones (CONTRACT §14, :mod:`argus_core.verdict`); a request's ``params.other.suggestion`` wins.
+    verdict_policy: dict[str, Any] = {}
+    #: thumbnails per ``GET /v1/jobs/video/<id>/report`` page (decoded from the source once; then cached)
+    report_thumbs: int = 300
     # -- remote worker (``argus worker --queue-url``) ------------------------------------------------
     queue_url: str = ""
     access_key: str = ""
@@ -115,6 +120,9 @@ class Settings(msgspec.Struct, kw_only=True):
         for name in ("jobs", "sync_concurrency", "max_attempts", "callback_senders"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        from argus_core.verdict import check_config
+
+        check_config(self.verdict_policy)
         if self.lease_seconds <= 0 or not self.callback_schedule:
             raise ValueError("lease_seconds must be > 0 and callback_schedule non-empty")
         return self

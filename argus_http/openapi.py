@@ -30,6 +30,7 @@ class Op(msgspec.Struct, frozen=True):
     body_media: str = "application/json"
     public: bool = False
     ok_status: int = 200
+    ok_media: str = "application/json"  #: a ``str`` answer in another media type (the HTML report)
     also: tuple[tuple[int, Any], ...] = ()
 
 
@@ -61,6 +62,9 @@ PATHS: dict[str, dict[str, Op]] = {
         "Analyse a video (sync, or async with params.async)", (S.VideoResult, S.AsyncAccepted),
         S.VideoRequest, errors=(400, 401, 413, 415, 424, 500, 503))},
     **_job_routes("video"),
+    "/v1/jobs/video/{job_id}/report": {"get": Op(
+        "The job's timeline report: one self-contained HTML page (CONTRACT §14)", str, errors=(401, 404),
+        ok_media="text/html")},
     "/v1/vframe": {"post": Op("Submit a frames-only task (begin/cuts/end callbacks)", S.AsyncAccepted,
                               S.VframeTask, errors=(400, 401, 413, 415))},
     **_job_routes("vframe"),
@@ -125,7 +129,7 @@ def document() -> dict[str, Any]:
             else:
                 ok_schema = {"oneOf": [schema_of(t) for t in op.ok]} if isinstance(op.ok, tuple) \
                     else schema_of(op.ok)
-                ok = {"description": "ok", "content": {"application/json": {"schema": ok_schema}}}
+                ok = {"description": "ok", "content": {op.ok_media: {"schema": ok_schema}}}
             responses = {str(op.ok_status): ok}
             for status, t in op.also:
                 responses[str(status)] = {"description": "also", "content": {"application/json": {

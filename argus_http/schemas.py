@@ -158,6 +158,8 @@ class Job(Struct, forbid_unknown_fields=True):
     created_at: Time
     updated_at: Time
     result: Any | UnsetType = UNSET
+    #: CONTRACT §14: the whole video's verdict, once the job finished
+    suggestion: Literal["pass", "review", "block"] | UnsetType = UNSET
     error: str | UnsetType = UNSET
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from argus_core import verdict
 from argus_core.request import VideoRequest, parse_request
 
 from .auth import Authenticator
@@ -39,6 +40,7 @@ class Service:
         parsed = parse_request(body, self.known_ops(), max_interval=self.s.max_interval)
         if self.engine is not None:
             self.engine.check(parsed)
+        verdict.policies_of(parsed, self.s.verdict_policy)  # a bad params.other.suggestion is a 400 now
         return parsed
 
     def known_ops(self) -> set[str] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from argus_core import verdict
+
 
 def segment_body(vid: str, op: str, segment: dict[str, Any]) -> dict[str, Any]:
     """``hookURL_segment``: ``{id, op, result:{offset_begin, offset_end, labels, cuts}}``."""
@@ -29,6 +31,8 @@ def final_body(vid: str, result: dict[str, Any] | None, error: str | None = None
         body["meta"] = meta
     if error:
         body["error"] = error
+    elif result and verdict.overall(result) is not None:
+        body["suggestion"] = verdict.overall(result)  # CONTRACT §14: the whole video's verdict
     return body
 
 

@@ -8,9 +8,11 @@ A closed segment → ``hookURL_segment``, a finished op → the op's ``hookURL``
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import msgspec
 
+from argus_core import verdict
 from argus_core.errors import ArgusError
 from argus_core.events import JobFinished, OpFinished, Progress, SegmentClosed
 from argus_core.request import VideoRequest, parse_request
@@ -56,24 +58,36 @@ def _saver(ctx: Context, req: VideoRequest, vid: str, source: str) -> CutSaver |
     return CutSaver(ctx.store, source, save.prefix, vid, getattr(ctx.engine, "source_options", None))
 
 
+def policies(request: dict[str, Any], s: Any) -> dict[str, verdict.Policy]:
+    """The job's verdict policies (CONTRACT §14). Checked at submit; should they fail now (the server's
+    config changed), the ops get the built-in ones rather than a failed job."""
+    try:
+        return verdict.policies_of(request, s.verdict_policy)
+    except ArgusError:
+        return {}
+
+
 def follow(ctx: Context, r: Running, handle: EngineJob, saver: CutSaver | None) -> None:
     """Map the engine job's events to callbacks and, at the end, to ``finish``."""
     lease, be = r.lease, ctx.backend
     seg_index: dict[str, int] = defaultdict(int)
     final: JobFinished | None = None
     frames_seen = 0
+    pol = policies(lease.request, ctx.s)
     try:
         for ev in handle.events(timeout=STALL_TIMEOUT):
             if isinstance(ev, SegmentClosed):
                 i = seg_index[ev.op]
                 seg_index[ev.op] += 1
                 seg = msgspec.to_builtins(ev.segment)
+                verdict.annotate_segment(seg, pol.get(ev.op) or verdict.policy_for(ev.op))
                 if saver is not None and not r.lost:
                     saver.cuts(seg["cuts"])  # saved before the callback, so it carries the uris
                 if not r.lost and not be.record_segment(lease.job_id, lease.token, ev.op, i, seg):
                     r.lose()
             elif isinstance(ev, OpFinished):
                 res = msgspec.to_builtins(ev.result)
+                verdict.annotate_op(res, pol.get(ev.op) or verdict.policy_for(ev.op))
                 if saver is not None and not r.lost:
                     saver.op_result(res)
                 if not r.lost and not be.record_op(lease.job_id, lease.token, ev.op, res):
@@ -96,6 +110,7 @@ def follow(ctx: Context, r: Running, handle: EngineJob, saver: CutSaver | None) 
             r.end(error=final.error.message, retry=retryable(final.error.status, final.error.message))
     else:
         result = msgspec.to_builtins(final.result or {})
+        verdict.annotate(result, pol)
         if saver is not None:
             saver.job_result(result)
         r.end(result=result)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import msgspec
 import peewee as pw
 
+from argus_core import verdict
 from argus_core.errors import InvalidRequest
 from argus_core.request import VideoRequest, parse_request
 
@@ -183,6 +184,8 @@ class JobQueue:
             row = self.t.JobResult.get_or_none(self.t.JobResult.job_id == job_id)
             if row is not None:
                 view["result"] = _loads(row.result)
+                if verdict.overall(view["result"]) is not None:  # CONTRACT §14
+                    view["suggestion"] = verdict.overall(view["result"])
         if job.error and job.status in (dbm.FAILED, dbm.CANCELLED, dbm.RESCHEDULED):
             view["error"] = job.error
         view["created_at"] = rfc3339(job.created_at)

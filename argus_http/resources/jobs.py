@@ -13,6 +13,7 @@ from ..edge import JOB_ID, JSON_TYPE, answer, caller_uid, int_param, media_type,
 from ..errors import JobNotFound, UnsupportedMediaType
 from ..queue import tables as dbm
 from ..schemas import Kill
+from .. import report
 from ..service import Service
 
 
@@ -27,6 +28,21 @@ class JobsResource:
         limit = int_param(req, "limit", 100, 1, 1000)
         marker = req.get_param("marker") or None
         answer(resp, self.svc.queue.list(caller_uid(req), status, marker, limit, kind=self.kind))
+
+
+class ReportResource:
+    """``GET /v1/jobs/video/<id>/report``: the timeline page (CONTRACT §14), scoped like the job GET."""
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        if not JOB_ID.match(job_id):
+            raise JobNotFound()
+        job = self.svc.queue.get(job_id, caller_uid(req), kind="video")
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = report.for_job(job, self.svc.s, self.svc.guard, getattr(self.svc.engine, "source_options", None),
+                                   network=self.svc.engine is not None)
 
 
 class JobResource:

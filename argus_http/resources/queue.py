@@ -9,7 +9,6 @@ from typing import Any
 import falcon
 
 from argus_core.errors import InvalidRequest
-from argus_core.request import parse_request
 
 from ..edge import VIDEO_ID, answer, int_param, read_body, require_queue_role
 from ..errors import LeaseLost
@@ -26,7 +25,7 @@ class QueueJobsResource:
         svc = self.svc
         require_queue_role(req, svc)
         body = read_body(req, QueueSubmit)
-        parsed = parse_request(body.job, svc.known_ops(), max_interval=svc.s.max_interval)
+        parsed = svc.parse(body.job)
         check_source(parsed.data.uri, svc.s, svc.guard)
         check_hooks(parsed, svc.guard)
         vid = (parsed.data.attribute.id if parsed.data.attribute else None) or ""

@@ -7,7 +7,8 @@ from typing import Any
 import falcon
 
 from argus_core.errors import InvalidRequest, Saturated
-from argus_core.request import VideoRequest, parse_request
+from argus_core import verdict
+from argus_core.request import VideoRequest
 
 from ..edge import VIDEO_ID, answer, caller_uid, read_body
 from ..net.sources import check_hooks, check_source, engine_source, with_source
@@ -33,7 +34,10 @@ class VideoResource:
             svc.on_submit()
             answer(resp, {"job": job_id})
             return
-        answer(resp, self._sync(scoped_request(body, caller_uid(req)), parsed, video_id))
+        result = self._sync(scoped_request(body, caller_uid(req)), parsed, video_id)
+        # §14: suggestions inside each op; the video's own in a header, as the body is exactly {op: ...}
+        resp.set_header(verdict.HEADER, verdict.annotate(result, verdict.policies_of(body, svc.s.verdict_policy)))
+        answer(resp, result)
 
     def _sync(self, body: dict[str, Any], parsed: VideoRequest, video_id: str) -> Any:
         svc = self.svc

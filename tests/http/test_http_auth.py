@@ -99,6 +99,9 @@ def test_jobs_are_scoped_per_key(secured, short_video: Path) -> None:
     assert st == 200 and job["id"] == job_id
     assert [j["id"] for j in alice.call("GET", "/v1/jobs/video?status=WAITING")[2]] == [job_id]
     assert bob.call("GET", f"/v1/jobs/video/{job_id}")[:3:2] == (404, {"error": "job not found"})
+    assert bob.call("GET", f"/v1/jobs/video/{job_id}/report")[:3:2] == (404, {"error": "job not found"})
+    st, hdr, page = alice.call("GET", f"/v1/jobs/video/{job_id}/report")  # CONTRACT §14, scoped like the GET
+    assert st == 200 and hdr["content-type"].startswith("text/html") and "WAITING" in page
     assert bob.call("GET", "/v1/jobs/video")[2] == []
     st, _, out = bob.call("POST", f"/v1/jobs/video/{job_id}", raw=b"op=kill",
                           ctype="application/x-www-form-urlencoded")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from argus_core import verdict
 from argus_http.config import load_settings
 from argus_http.queue.tables import Tables, open_database
 from argus_http.queue.database import JobQueue
@@ -84,7 +85,8 @@ def test_kill9_worker_mid_job_is_rescheduled_and_finishes_once(tmp_path: Path, e
         row = srv.tables.Job.get(srv.tables.Job.job_id == job_id)
         assert row.attempts == 2
     finals = receiver.on("/final")
-    assert len(finals) == 1 and finals[0].json() == {"id": "crash-1", "result": job["result"]}
+    assert len(finals) == 1 and finals[0].json() == {"id": "crash-1", "result": job["result"],
+                                                  "suggestion": job["suggestion"]}
     segs = receiver.on("/seg")
     by_id = {r.headers["webhook-id"]: r.json()["result"] for r in segs}
     assert len(by_id) == len(job["result"]["pulp"]["segments"]) == 10
@@ -95,6 +97,7 @@ def test_kill9_worker_mid_job_is_rescheduled_and_finishes_once(tmp_path: Path, e
     ordered = [by_id[f"{job_id}.segment.pulp.{i}"] for i in range(10)]
     assert ordered == job["result"]["pulp"]["segments"]
     expected = engine.analyze({"data": {"uri": str(video)}, "params": params, "ops": [{"op": "pulp"}]})
+    verdict.annotate(expected)  # §14: the job's result carries the verdict
     assert job["result"] == expected
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 
+from argus_core import verdict
 from argus_http.delivery import webhooks
 from argus_http.auth import sign_request
 
@@ -43,7 +44,7 @@ def test_async_job_callbacks_signed_and_equal_to_sync(tmp_path: Path, engine, me
     (op_cb,) = [r.json() for r in received if r.path == "/op"]
     assert op_cb == {"id": "clip-1", "op": "pulp", "code": 0, "message": "", "result": sync["pulp"]}
     (final,) = [r.json() for r in received if r.path == "/final"]
-    assert final == {"id": "clip-1", "result": sync}
+    assert final == {"id": "clip-1", "result": sync, "suggestion": sync["pulp"]["suggestion"]}  # §14
     ids = set()
     for r in received:
         assert webhooks.verify(SECRET, r.headers, r.body), r.path
@@ -174,7 +175,8 @@ def test_remote_worker_through_queue_api(tmp_path: Path, media_dir: Path, short_
             proc.wait(20)
     expected = engine.analyze({"data": {"uri": str(short_video)}, "params": {"vframe": {"mode": 0, "interval": 1}},
                                "ops": [{"op": "pulp"}]})
-    assert final.json() == {"id": "remote-1", "result": expected}
+    overall = verdict.annotate(expected)  # §14: the remote worker adds the verdict too
+    assert final.json() == {"id": "remote-1", "result": expected, "suggestion": overall}
 
 
 def video_body_bytes(body: dict) -> bytes:

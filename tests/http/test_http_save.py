@@ -86,7 +86,7 @@ def test_dropped_cuts_are_not_saved(tmp_path: Path, engine, media_dir: Path, sho
         body = video_body(short_video.as_uri(), vframe={"mode": 0, "interval": 1}, save={"prefix": "d"},
                           ops=[{"op": "pulp", "params": {"labels": [{"label": l, "select": 1} for l in "012"]}}])
         st, _, out = api.call("POST", "/v1/video/dropped", body)
-    assert (st, out) == (200, {"pulp": {"labels": [], "segments": []}})
+    assert (st, out) == (200, {"pulp": {"labels": [], "segments": [], "suggestion": "pass"}})  # §14
     assert not (Path(srv.s.save_store) / "d").exists()
 
 
