@@ -12,7 +12,7 @@ pixels, so each thumbnail carries its source frame's size). Rendering is plain D
 blob; a 2-hour result with 1,500 cuts renders in well under 2 s (``bench/RESULTS.md``).
 
 Thumbnails: a cut's saved JPEG (``uri``, §10) when the caller can read it, else the frame grabbed at the cut's
-offset from the video (:class:`~argus_http.save.FrameGrabber`, the frame the sampler took), 160 px wide. At
+offset from the video (:class:`~argus_core.media.sampler.FrameGrabber`, the frame the sampler took), 160 px wide. At
 most ``limit`` of them: the first cut of every segment first, then the other cuts spread evenly.
 """
 
@@ -24,7 +24,6 @@ import html
 import io
 import json
 import logging
-from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping
 
 import msgspec
@@ -140,7 +139,8 @@ def grab_thumbs(result: Mapping[str, Any], source: str | None, *, limit: int = T
                 source_options: dict[str, str] | None = None) -> tuple[dict[int, Thumb], int | None]:
     """``({offset: Thumb}, duration_ms)``. Saved cut JPEGs via ``read_saved(uri)`` first; the other offsets
     are grabbed from ``source`` in increasing order (one forward decode). Failures leave thumbnails out."""
-    from .save import FrameGrabber
+    from argus_core.media.sampler import FrameGrabber
+    from argus_core.media.source import source_for
 
     offsets = pick_offsets(result, limit)
     uris: dict[int, str] = {}
@@ -172,8 +172,8 @@ def grab_thumbs(result: Mapping[str, Any], source: str | None, *, limit: int = T
     if source:
         grabber = None
         try:
-            grabber = FrameGrabber(source, source_options=source_options)
-            duration = _duration_ms(grabber)
+            grabber = FrameGrabber(source_for(source, options=source_options))
+            duration = None if grabber.video.duration is None else int(round(grabber.video.duration * 1000))
             for o in missing:
                 frame = grabber.frame_at(o)
                 if frame is not None:
@@ -184,15 +184,6 @@ def grab_thumbs(result: Mapping[str, Any], source: str | None, *, limit: int = T
             if grabber is not None:
                 grabber.close()
     return thumbs, duration
-
-
-def _duration_ms(grabber: Any) -> int | None:
-    st = grabber.stream
-    if st.duration and st.time_base:
-        return int(round(float(st.duration * Fraction(st.time_base)) * 1000))
-    if grabber.container.duration:
-        return int(round(grabber.container.duration / 1000))
-    return None
 
 
 # -- the page ------------------------------------------------------------------------------------------
@@ -251,7 +242,7 @@ def file_reader(roots: Iterable[str] | None = None) -> Callable[[str], bytes | N
     store: a result posted by a remote worker must not make the server read arbitrary files)."""
     from pathlib import Path
 
-    from argus_core.sampler import local_path
+    from argus_core.media.source import local_path
 
     allowed = [Path(r).resolve() for r in roots] if roots is not None else None
 
