@@ -20,6 +20,7 @@ import msgspec
 from argus_core.errors import ArgusError, InvalidRequest, Saturated
 from argus_core.request import parse_request
 
+from .live import check_live
 from . import db as dbm
 from . import openapi, outbox, vframe
 from .auth import Authenticator
@@ -195,6 +196,7 @@ class VideoResource:
         if not isinstance(body, dict):
             raise InvalidRequest(detail="body must be an object")
         parsed = parse_request(body, svc.known_ops(), max_interval=svc.s.max_interval)
+        check_live(parsed)
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)

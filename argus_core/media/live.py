@@ -91,7 +91,13 @@ class Frame(NamedTuple):
     lag_ms: int
 
 
-LiveEvent = Connected | Disconnected | Discontinuity | Frame
+class Decoded(NamedTuple):
+    """A video frame came from the source (sampled or not): what ``params.live.timeout`` watches."""
+
+
+DECODED = Decoded()
+
+LiveEvent = Connected | Disconnected | Discontinuity | Frame | Decoded
 
 
 class Stalled(Exception):
@@ -255,6 +261,7 @@ def _one_connection(video: OpenedVideo, s: Sampling, stop: StopCheck, clock: Liv
             else:
                 f_s = fp * tb
             last_pts = f_s
+            on_event(DECODED)
             when = clock.at(f_s)
             if when.offset_ms is None:
                 continue

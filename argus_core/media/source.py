@@ -223,9 +223,10 @@ class LiveSource:
         elif scheme in ("http", "https"):
             opts.update(rw_timeout=us, reconnect="0", protocol_whitelist=HTTP_PROTOCOLS)
             if self.is_hls:
-                # start at the newest segment; give up on a playlist that stopped growing after a few
-                # reloads (FFmpeg's default, 1000 reloads, is what makes a dead HLS encoder hang for minutes)
-                opts.update(live_start_index="-1", m3u8_hold_counters="3", max_reload="3")
+                # give up on a playlist that stopped growing after a few reloads (FFmpeg's default, 1000
+                # reloads, is what makes a dead HLS encoder hang for minutes). live_start_index stays at
+                # FFmpeg's -3: measured here, -1 decoded no frame at all from a 1 s-segment playlist.
+                opts.update(m3u8_hold_counters="3", max_reload="3")
         opts.update(self.options)
         return opts
 

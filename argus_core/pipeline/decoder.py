@@ -174,6 +174,8 @@ class Decoder:
                 self.chan.send(LiveBreak(key, state["count"], ev.offset_ms, ev.reason))
             elif isinstance(ev, livemod.Frame):
                 state["lag"] = ev.lag_ms
+            elif isinstance(ev, livemod.Decoded):
+                state["last_frame"] = time.monotonic()  # live.timeout: seconds without a frame from the source
 
         def should_stop() -> bool:
             self.drain(block=False)
@@ -207,9 +209,8 @@ class Decoder:
                 conv.convert_into(item.frame, self.ring.views(slot))
                 self.chan.send(FrameReady(slot, key, state["count"], item.offset_ms))
                 state["count"] += 1
-                state["last_frame"] = time.monotonic()
                 state["at"] = time.time()
-                if state["last_frame"] - state["sent"] >= 1.0:
+                if time.monotonic() - state["sent"] >= 1.0:
                     status()
         except _Exit:
             raise
