@@ -138,6 +138,17 @@ class OpAggregator:
             self._close(closed, count=False)
         return closed
 
+    def close_open(self) -> list[Segment]:
+        """Close the open segment now, without stopping (a live discontinuity: the segment must not span
+        the gap). Counts for ``terminate`` mode 2 like any closed segment."""
+        if self.stopped:
+            return []
+        closed: list[Segment] = []
+        self._close(closed)
+        if self._reached():
+            self.stopped = True
+        return closed
+
     def finish(self) -> list[Segment]:
         closed: list[Segment] = []
         self._close(closed, count=False)

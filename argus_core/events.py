@@ -1,7 +1,8 @@
 """Events a running job emits to its embedder (``Job.events()``), in order.
 
 ``SegmentClosed`` for every segment as it closes, ``OpFinished`` once per op (terminated early or at the
-end), ``Progress`` now and then, and exactly one ``JobFinished`` last.
+end), ``Progress`` now and then, for live jobs ``Discontinuity`` and ``LiveStatus``, and exactly one
+``JobFinished`` last.
 """
 
 from __future__ import annotations
@@ -49,7 +50,27 @@ class JobFinished(msgspec.Struct, tag=True):
     frames: int = 0
 
 
-Event = Union[Progress, SegmentClosed, OpFinished, JobFinished]
+class Discontinuity(msgspec.Struct, tag=True):
+    """Live jobs (issue 12): the media clock re-anchored at ``offset_ms`` (reconnect, pts jump, resume);
+    segments open before it were closed there."""
+
+    job_id: str
+    offset_ms: int
+    reason: str
+
+
+class LiveStatus(msgspec.Struct, tag=True):
+    """Live jobs: the source's connection now (``GET /v1/jobs/video/<id>`` shows it as ``live``)."""
+
+    job_id: str
+    connected: bool
+    reconnects: int
+    last_frame_at: float | None = None  #: epoch seconds
+    lag_ms: int | None = None
+    reason: str = ""
+
+
+Event = Union[Progress, SegmentClosed, OpFinished, JobFinished, Discontinuity, LiveStatus]
 
 
 def result_dict(result: dict[str, OpResult] | None) -> dict[str, Any]:

@@ -60,6 +60,10 @@ class Save(msgspec.Struct, omit_defaults=True):
 
 
 class Live(msgspec.Struct, omit_defaults=True):
+    """``params.live`` (issue 12): its presence marks an http(s) URI as a live stream (rtmp/rtsp/srt always
+    are); ``timeout``: seconds without a frame before the job ends (FINISHED with what it has, FAILED if no
+    frame ever came)."""
+
     timeout: float | None = None
 
 
@@ -157,9 +161,17 @@ def parse_request(
     _normalise_aliases(req)
     _resolve_vframe(req, max_interval)
     _check_segment(req)
+    _check_live(req)
     for op in req.ops:
         _check_op_params(op.params)
     return req
+
+
+def is_live_request(req: VideoRequest) -> bool:
+    """Whether a request analyses a live stream (the rule is :func:`argus_core.media.source.is_live_uri`)."""
+    from .media.source import is_live_uri
+
+    return is_live_uri(req.data.uri, req.params.live is not None)
 
 
 def sampling_of(req: VideoRequest, max_gap: float = 10.0) -> Sampling:
@@ -232,6 +244,12 @@ def _check_segment(req: VideoRequest) -> None:
     if seg.mode == 1 and not (seg.interval > 0 and math.isfinite(seg.interval)):
         raise InvalidRequest(detail="segment.interval must be > 0 in mode 1")
     req.params.segment = seg
+
+
+def _check_live(req: VideoRequest) -> None:
+    live = req.params.live
+    if live is not None and live.timeout is not None and not (math.isfinite(live.timeout) and live.timeout >= 0):
+        raise InvalidRequest(detail="params.live.timeout must be a number of seconds >= 0")
 
 
 def _check_op_params(p: OpParams) -> None:

@@ -7,7 +7,9 @@ stream's start, in whole milliseconds.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
+from typing import Callable, NamedTuple
 
 import av
 
@@ -54,3 +56,103 @@ def keyframe_times(stream: av.video.stream.VideoStream, clock: Clock) -> list[fl
         return sorted(float((e.timestamp - clock.start) * clock.tb) for e in entries if e.is_keyframe)
     except Exception:  # pragma: no cover - formats without an index
         return []
+
+
+# -- live sources (issue 12) ------------------------------------------------------------------------
+#: a pts step larger than this (s) within one connection is a discontinuity, not the stream's pace
+#: (33-bit MPEG-TS wrap at 95 443.7 s, HLS EXT-X-DISCONTINUITY, encoder restart, PTS reset to 0)
+JUMP_BOUND_S = 5.0
+#: a pts this close to the previous one is the same instant (a repeated frame): dropped, never re-offset
+SAME_PTS_S = 1e-3
+
+
+class LiveTime(NamedTuple):
+    """Where a live frame lies on the job clock: ``offset_ms`` (None: dropped, it would repeat or go back)
+    and ``discontinuity``, the reason the clock re-anchored at this frame (None within a run)."""
+
+    offset_ms: int | None
+    discontinuity: str | None = None
+
+
+class LiveClock:
+    """Stream timestamps of a live source → ms offsets on ONE monotonic job clock (issue 12, CONTRACT §2).
+
+    Within a run (one connection, no jump) ``offset = anchor + (pts − first_pts)``, so offsets keep the
+    stream's own pace (no wall-clock jitter). The clock re-anchors — ``anchor = max(wall time, last offset +
+    one frame)`` — at the first frame after :meth:`reconnect` and at any pts step larger than ``bound_s``
+    forwards or any step backwards: the 33-bit MPEG-TS wrap, an HLS discontinuity, an encoder restart, a
+    PTS reset to 0. A re-anchor other than the job's very first anchor reports a ``discontinuity``.
+    Offsets are strictly increasing whole ms: a frame that would repeat or go back is dropped.
+
+    Wall time is ``start_ms`` + seconds since the clock was made, on ``now`` (``time.monotonic``): a job
+    resumed on another worker passes one past the last offset it persisted as ``start_ms``, so the clock
+    continues (and its first frame reports the ``resume`` discontinuity).
+    Pure state: ``now`` is injectable, so the table tests drive it without sleeping.
+    """
+
+    def __init__(self, start_ms: int = 0, bound_s: float = JUMP_BOUND_S, frame_s: float = 0.04,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._t0 = now()
+        self.start_ms = start_ms
+        self.bound_s = bound_s
+        self.frame_s = frame_s  # the minimum step after a re-anchor (one frame)
+        self.last_ms: int | None = None  # the last offset handed out
+        self._anchor: float | None = None  # job seconds of the run's first frame
+        self._first: float = 0.0  # its pts (s)
+        self._last_pts: float = 0.0
+        # why the next frame re-anchors: a resumed job's first frame is a discontinuity (a gap in the stream)
+        self._pending: str | None = "resume" if start_ms > 0 else "start"
+        self.discontinuities = 0
+
+    def wall(self) -> float:
+        """Seconds on the job clock now (``start_ms`` + monotonic time since the clock started)."""
+        return self.start_ms / 1000.0 + (self._now() - self._t0)
+
+    def reconnect(self) -> None:
+        """The source was reopened: its first frame re-anchors (timestamps of a new connection are unrelated)."""
+        if self._pending is None:
+            self._pending = "reconnect"
+
+    def peek(self, pts_s: float) -> float | None:
+        """Job seconds of a pts without changing state (None when that frame would re-anchor): for
+        deciding whether a packet needs decoding before it is decoded."""
+        if self._anchor is None or self._pending is not None or self._jumps(pts_s):
+            return None
+        return self._anchor + (pts_s - self._first)
+
+    def _jumps(self, pts_s: float) -> bool:
+        step = pts_s - self._last_pts
+        return step > self.bound_s or step < -SAME_PTS_S
+
+    def at(self, pts_s: float) -> LiveTime:
+        """The job-clock offset of a decoded frame with presentation time ``pts_s`` (seconds, stream time
+        base), frames in presentation order."""
+        reason = self._pending
+        if reason is None and self._anchor is not None and self._jumps(pts_s):
+            reason = "pts jump" if pts_s > self._last_pts else "pts backwards"
+        if reason is None:
+            assert self._anchor is not None
+            if pts_s - self._last_pts < SAME_PTS_S:
+                return LiveTime(None)  # the same instant again
+            t = self._anchor + (pts_s - self._first)
+            offset = ms(t)
+            if self.last_ms is not None and offset <= self.last_ms:
+                return LiveTime(None)  # sub-millisecond step: would repeat an offset
+            self._last_pts = pts_s
+            self.last_ms = offset
+            return LiveTime(offset)
+        anchor = self.wall()
+        if self.last_ms is not None:
+            anchor = max(anchor, self.last_ms / 1000.0 + self.frame_s)
+        self._anchor, self._first, self._last_pts = anchor, pts_s, pts_s
+        self._pending = None
+        offset = ms(anchor)
+        if self.last_ms is not None and offset <= self.last_ms:
+            offset = self.last_ms + 1
+        first_ever = self.last_ms is None and reason == "start"
+        self.last_ms = offset
+        if first_ever:
+            return LiveTime(offset)
+        self.discontinuities += 1
+        return LiveTime(offset, reason)

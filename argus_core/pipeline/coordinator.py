@@ -22,13 +22,14 @@ from typing import Any, Callable, NamedTuple
 
 from ..aggregate import OpAggregator
 from ..errors import ArgusError, Cancelled, EngineError, from_wire
-from ..events import ErrorInfo, JobFinished, OpFinished, Progress, SegmentClosed
+from ..events import Discontinuity, ErrorInfo, JobFinished, LiveStatus, OpFinished, Progress, SegmentClosed
 from ..media.renditions import FrameSpec, unique_specs
-from ..request import VideoRequest, sampling_of
+from ..request import VideoRequest, is_live_request, sampling_of
 from ..result import CutIn, CutOutput, OpResult
 from .job import Job
+from . import messages as m
 from .messages import (DecodeDone, DecodeJob, ErrorWire, ForgetJob, FrameBatch, FrameReady, FrameWork,
-                       GrantSlots, JobParams, Results, StopJob, VideoMeta, WorkerReady)
+                       GrantSlots, JobParams, LiveBreak, LivePlan, Results, StopJob, VideoMeta, WorkerReady)
 from .ring import FrameRing
 from .scheduler import READY, Pending, SlotBook, dispatch, grant_slots, idle_decoders
 from .supervisor import Child, Supervisor
@@ -44,6 +45,7 @@ class Submit(NamedTuple):
     key: int
     job: Job
     request: VideoRequest
+    start_ms: int = 0  #: live jobs: where the job clock starts (a resumed job continues its offsets)
 
 
 class Cancel(NamedTuple):
@@ -63,6 +65,22 @@ class Limits:
     max_duration: float
     open_timeout: float
     frame_threads: Callable[[int], bool | None]  # busy decoders (itself included) → the job's setting
+    live_max_duration: float = 0.0  #: operator cap on one live job's run, seconds (0: none)
+
+
+def live_plan(req: VideoRequest, limits: Limits, start_ms: int) -> LivePlan | None:
+    """The decoder's plan for a live request (None for a finite video). The stall bound is
+    max(5 s, 2 × interval) (issue 12), 10 s at least for HLS, whose segments arrive seconds apart."""
+    if not is_live_request(req):
+        return None
+    vf = req.params.vframe
+    interval = vf.interval if vf is not None and vf.mode == 0 and vf.interval else 0.0
+    stall = max(5.0, 2.0 * interval)
+    if req.data.uri.lower().split("?")[0].endswith(".m3u8"):
+        stall = max(stall, 10.0)
+    timeout = req.params.live.timeout if req.params.live is not None and req.params.live.timeout else 0.0
+    return LivePlan(stall_s=stall, timeout_s=float(timeout), max_s=limits.live_max_duration, start_ms=start_ms,
+                    http_live=req.params.live is not None)
 
 
 @dataclass
@@ -81,6 +99,8 @@ class JobState:
     decoder: int | None = None
     duration_ms: int | None = None
     last_progress: float = 0.0
+    start_ms: int = 0
+    breaks: dict[int, LiveBreak] = field(default_factory=dict)  #: live: clock re-anchored before frame seq
 
     @property
     def params(self) -> dict[str, Any]:
@@ -200,7 +220,7 @@ class Coordinator:
             key=cmd.key, job=cmd.job, request=req, ops=names,
             specs=unique_specs(s for o in req.ops for s in self.ops[o.op].specs_for(o.params)),
             aggs={o.op: OpAggregator(o.params, req.params.segment) for o in req.ops},
-            active=list(names),
+            active=list(names), start_ms=cmd.start_ms,
         )
         self.jobs[cmd.key] = st
         self.waiting.append(cmd.key)
@@ -224,6 +244,17 @@ class Coordinator:
             st = self.jobs.get(msg.key)
             if st is not None:
                 st.duration_ms = msg.duration_ms
+        elif isinstance(msg, LiveBreak):
+            st = self.jobs.get(msg.key)
+            if st is not None:
+                with self.guard(st.key):
+                    st.breaks[msg.seq] = msg
+                    self.advance(st)
+        elif isinstance(msg, m.LiveStatus):
+            st = self.jobs.get(msg.key)
+            if st is not None:
+                st.job.deliver(LiveStatus(st.job.id, msg.connected, msg.reconnects, msg.last_frame_at, msg.lag_ms,
+                                          msg.reason))
         elif isinstance(msg, DecodeDone):
             d.job = None
             for slot in msg.returned:
@@ -273,7 +304,11 @@ class Coordinator:
 
     def advance(self, st: JobState) -> None:
         """Feed in-order results through the aggregators; finish or stop the job when it is done."""
-        while st.next_seq in st.buffer and st.key in self.jobs:
+        while st.key in self.jobs:
+            if st.breaks:
+                self.apply_break(st)
+            if st.next_seq not in st.buffer:
+                break
             outputs, error = st.buffer.pop(st.next_seq)
             offset = st.offsets.pop(st.next_seq)
             st.next_seq += 1
@@ -288,6 +323,21 @@ class Coordinator:
             self.finish(st)  # every op reached its terminate threshold: stop decoding now
         elif st.total is not None and st.next_seq >= st.total:
             self.finish(st)
+
+    def apply_break(self, st: JobState) -> None:
+        """A live discontinuity before the next frame: every frame before it is aggregated, so the segments
+        still open close here (they must not span the gap), and the job hears where."""
+        brk = st.breaks.pop(st.next_seq, None)
+        if brk is None:
+            return
+        for name in list(st.active):
+            agg = st.aggs[name]
+            for seg in agg.close_open():
+                st.job.deliver(SegmentClosed(st.job.id, name, seg))
+            if agg.stopped:
+                st.active.remove(name)
+                st.job.deliver(OpFinished(st.job.id, name, agg.result(), terminated=True))
+        st.job.deliver(Discontinuity(st.job.id, brk.offset_ms, brk.reason))
 
     def aggregate(self, st: JobState, offset: int, outputs: dict[str, CutOutput]) -> None:
         for name in list(st.active):
@@ -371,8 +421,10 @@ class Coordinator:
             with self.guard(key):
                 decoding = 1 + sum(1 for other in self.sup.decoders if other.job is not None)
                 lim = self.limits
+                live = live_plan(st.request, lim, st.start_ms)
                 msg = DecodeJob(key, st.request.data.uri, sampling_of(st.request, lim.max_gap), st.specs,
-                                lim.open_timeout, lim.max_frames, lim.max_duration, lim.frame_threads(decoding))
+                                lim.open_timeout, lim.max_frames, lim.max_duration,
+                                False if live is not None else lim.frame_threads(decoding), live)
                 d.job = key  # only once the message is built: a failure above leaves the decoder idle
                 st.decoder = d.index
                 d.send(msg)

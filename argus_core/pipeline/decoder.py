@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections import deque
 from multiprocessing.connection import Connection
 
-from ..errors import ArgusError, CannotOpen, ErrorWire, VideoTooLong, to_wire
+from ..errors import ArgusError, CannotOpen, ErrorWire, VideoNotFound, VideoTooLong, to_wire
+from ..media import live as livemod
+from ..media.clock import LiveClock
 from ..media.renditions import Converter
 from ..media.sampler import frames
-from ..media.source import OpenedVideo, Source, map_av_error, source_for
-from .messages import DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, StopJob, VideoMeta, decoder_side
+from ..media.source import LiveSource, OpenedVideo, Source, map_av_error, source_for
+from .messages import (DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, LiveBreak, LiveStatus, StopJob, VideoMeta,
+                       decoder_side)
 from .ring import FrameRing
 
 log = logging.getLogger("argus.decoder")
@@ -112,6 +116,9 @@ class Decoder:
 
     def run_job(self, job: DecodeJob) -> None:
         self.stopped.discard(job.key)
+        if job.live is not None:
+            self.run_live_job(job)
+            return
         count = 0
         error: ErrorWire | None = None
         video = None
@@ -136,6 +143,86 @@ class Decoder:
         returned = list(self.granted)
         self.granted.clear()
         self.chan.send(DecodeDone(job.key, count, error, returned))
+
+
+    # -- one live job (issue 12) ------------------------------------------------------------------------
+    def run_live_job(self, job: DecodeJob) -> None:
+        """Sample a live source until the parent stops the job, ``live.timeout`` passes without a frame, or the
+        operator's maximum duration: reconnecting on any error (:func:`argus_core.media.live.live_samples`)."""
+        key, plan = job.key, job.live
+        assert plan is not None
+        source = source_for(job.uri, job.timeout, self.source_options, live=True, stall_s=plan.stall_s)
+        assert isinstance(source, LiveSource)
+        clock = LiveClock(start_ms=plan.start_ms)
+        started = time.monotonic()
+        state = {"last_frame": started, "count": 0, "why": "", "reconnects": 0, "sent": 0.0,
+                 "connected": False, "at": None, "lag": None}
+
+        def status(reason: str = "") -> None:
+            state["sent"] = time.monotonic()
+            self.chan.send(LiveStatus(key, state["connected"], state["reconnects"], state["at"], state["lag"],
+                                      reason))
+
+        def on_event(ev: livemod.LiveEvent) -> None:
+            if isinstance(ev, livemod.Connected):
+                state["connected"], state["reconnects"] = True, ev.reconnects
+                status()
+            elif isinstance(ev, livemod.Disconnected):
+                state["connected"] = False
+                status(ev.reason)
+            elif isinstance(ev, livemod.Discontinuity):
+                self.chan.send(LiveBreak(key, state["count"], ev.offset_ms, ev.reason))
+            elif isinstance(ev, livemod.Frame):
+                state["lag"] = ev.lag_ms
+            elif isinstance(ev, livemod.Decoded):
+                state["last_frame"] = time.monotonic()  # live.timeout: seconds without a frame from the source
+
+        def should_stop() -> bool:
+            self.drain(block=False)
+            if key in self.stopped:
+                return True
+            now = time.monotonic()
+            if plan.timeout_s and now - state["last_frame"] > plan.timeout_s:
+                state["why"] = f"no frame for {plan.timeout_s:g} s"
+                return True
+            if plan.max_s and now - started > plan.max_s:
+                state["why"] = f"maximum live duration {plan.max_s:g} s"
+                return True
+            return False
+
+        conv: Converter | None = None
+        size = (0, 0)
+        error: ErrorWire | None = None
+        try:
+            for item in livemod.live_samples(source, job.sampling, should_stop, clock, on_event):
+                w, h = item.frame.width, item.frame.height
+                if conv is None or (w, h) != size:  # a reconnect may bring another resolution
+                    conv, size = Converter(job.specs, w, h), (w, h)
+                    shapes = conv.shapes()
+                    self.ring.layout(shapes)
+                    self.chan.send(VideoMeta(key, None, w, h))
+                slot = self.next_slot(key)
+                if slot is None:
+                    break
+                self.ring.write_meta(slot, job=key, seq=state["count"], offset_ms=item.offset_ms, src=size,
+                                     shapes=shapes)
+                conv.convert_into(item.frame, self.ring.views(slot))
+                self.chan.send(FrameReady(slot, key, state["count"], item.offset_ms))
+                state["count"] += 1
+                state["at"] = time.time()
+                if time.monotonic() - state["sent"] >= 1.0:
+                    status()
+        except _Exit:
+            raise
+        except (ArgusError, MemoryError) as exc:
+            error = to_wire(map_av_error(exc))
+        if error is None and state["count"] == 0 and key not in self.stopped:
+            error = to_wire(VideoNotFound(detail=f"no frame from the live source ({state['why'] or 'stopped'})"))
+        if state["why"]:
+            log.info("live job %s ended: %s after %d frames", key, state["why"], state["count"])
+        returned = list(self.granted)
+        self.granted.clear()
+        self.chan.send(DecodeDone(key, state["count"], error, returned))
 
 
 def decoder_main(conn: Connection, ring_name: str, slots: int, slot_bytes: int,

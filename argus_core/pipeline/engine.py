@@ -54,7 +54,8 @@ class Engine:
     (default 1); ``ops``: op names to load (default: every op whose models are present and verified).
     Limits (CONTRACT §11): ``max_interval``, ``max_frames`` per job (samples spread evenly beyond it),
     ``max_duration`` of a video in seconds, ``open_timeout`` for network sources, ``max_gap`` between
-    keyframe-mode samples. ``frame_threads``: FFmpeg frame threads in the decoders; None (default) decides
+    keyframe-mode samples, ``live_max_duration``: seconds one live job may run (0: unbounded).
+    ``frame_threads``: FFmpeg frame threads in the decoders; None (default) decides
     per job with :func:`frame_threads_rule` (off while busy decoders and workers take every core); True /
     False force them. ``source_options``: extra
     FFmpeg options for network sources (the service sets ``http_proxy`` to its SSRF-checking proxy).
@@ -76,6 +77,7 @@ class Engine:
         max_frames: int = 3000,
         max_duration: float = 6 * 3600,
         open_timeout: float = 30.0,
+        live_max_duration: float = 0.0,
         options: dict[str, Any] | None = None,
         frame_threads: bool | None = None,
         source_options: dict[str, str] | None = None,
@@ -120,7 +122,7 @@ class Engine:
                 self.source_options)
             self._coord = Coordinator(
                 self._sup, self._ring, self._ops,
-                Limits(max_gap, max_frames, max_duration, open_timeout, self.frame_threads_for),
+                Limits(max_gap, max_frames, max_duration, open_timeout, self.frame_threads_for, live_max_duration),
                 self.max_batch, ctx.Pipe(duplex=False))
             self._coord.on_op_unusable = self._disable_op
             self._sup.await_workers(self._coord.on_ready)
@@ -180,8 +182,14 @@ class Engine:
         """Each op's own validation of its params (documented 400s), for a request parsed elsewhere."""
         check_request(req, self._ops)
 
-    def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None) -> Job:
-        """Validate and queue a request; returns at once. Raises the documented error on bad input."""
+    def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None, *,
+               start_ms: int = 0) -> Job:
+        """Validate and queue a request; returns at once. Raises the documented error on bad input.
+
+        Live streams (rtmp/rtsp/srt, or http(s) with ``params.live``) run until cancelled, until every op
+        terminated, until ``params.live.timeout`` s pass without a frame, or ``live_max_duration``; their
+        offsets are on one job clock starting at ``start_ms`` (pass one past the last offset seen to resume
+        a job)."""
         if self._closed:
             raise EngineError("engine closed")
         if not self._coord.alive:
@@ -189,7 +197,7 @@ class Engine:
         req = self.parse(body)
         key = next(self._keys)
         job = Job(job_id or secrets.token_hex(12), key, self._cancel)
-        self._coord.post(Submit(key, job, req))
+        self._coord.post(Submit(key, job, req, max(0, int(start_ms))))
         return job
 
     def _cancel(self, key: int) -> None:

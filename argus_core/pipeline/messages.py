@@ -8,7 +8,7 @@ the boundary instead of three functions later.
 ::
 
     parent → decoder   DecodeJob | GrantSlots | StopJob | Exit
-    decoder → parent   VideoMeta | FrameReady | DecodeDone
+    decoder → parent   VideoMeta | FrameReady | DecodeDone | LiveStatus | LiveBreak
     parent → worker    JobParams | FrameBatch | ForgetJob | Exit
     worker → parent    WorkerReady | Results
 """
@@ -27,6 +27,17 @@ from ..result import CutOutput
 
 
 # -- parent → decoder ---------------------------------------------------------------------------------
+class LivePlan(msgspec.Struct):
+    """How a live job runs (issue 12): the stall bound, ``timeout_s`` without a frame before it ends (0: never),
+    the operator's ``max_s`` (0: none) and ``start_ms``, where the job clock starts (a resumed job continues)."""
+
+    stall_s: float
+    timeout_s: float = 0.0
+    max_s: float = 0.0
+    start_ms: int = 0
+    http_live: bool = False  #: an http(s) URI the request marked live (``params.live``)
+
+
 class DecodeJob(msgspec.Struct, tag=True):
     """Decode one video into granted slots. ``frame_threads`` None: the sampler decides per file."""
 
@@ -38,6 +49,7 @@ class DecodeJob(msgspec.Struct, tag=True):
     max_frames: int
     max_duration: float
     frame_threads: bool | None = None
+    live: LivePlan | None = None
 
 
 class GrantSlots(msgspec.Struct, tag=True):
@@ -76,6 +88,26 @@ class DecodeDone(msgspec.Struct, tag=True):
     frames: int
     error: ErrorWire | None
     returned: list[int]
+
+
+class LiveStatus(msgspec.Struct, tag=True):
+    """A live job's connection (sent on every change and at most once a second with frames)."""
+
+    key: int
+    connected: bool
+    reconnects: int
+    last_frame_at: float | None  #: wall time (epoch s) of the last frame sent
+    lag_ms: int | None  #: job clock − the last frame's offset when it was sent
+    reason: str = ""  #: why it is not connected
+
+
+class LiveBreak(msgspec.Struct, tag=True):
+    """The live job clock re-anchored before frame ``seq`` (at ``offset_ms``): open segments close there."""
+
+    key: int
+    seq: int
+    offset_ms: int
+    reason: str
 
 
 # -- parent → worker ----------------------------------------------------------------------------------
@@ -129,7 +161,7 @@ class Results(msgspec.Struct, tag=True):
 
 
 ToDecoder = Union[DecodeJob, GrantSlots, StopJob, Exit]
-FromDecoder = Union[VideoMeta, FrameReady, DecodeDone]
+FromDecoder = Union[VideoMeta, FrameReady, DecodeDone, LiveStatus, LiveBreak]
 ToWorker = Union[JobParams, FrameBatch, ForgetJob, Exit]
 FromWorker = Union[WorkerReady, Results]
 

@@ -13,6 +13,7 @@ from argus_core.request import VideoRequest
 from ..edge import VIDEO_ID, answer, caller_uid, read_body
 from ..net.sources import check_hooks, check_source, engine_source, with_source
 from ..save import CutSaver
+from ..live import check_live
 from ..service import Service
 from ..tenancy import scoped_request
 
@@ -27,6 +28,7 @@ class VideoResource:
         if not VIDEO_ID.match(video_id):
             raise InvalidRequest(detail="bad video_id")
         parsed = svc.parse(body)
+        check_live(parsed)
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)
