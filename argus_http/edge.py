@@ -177,7 +177,12 @@ def on_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: 
     status, message, headers = mapper(req, ex)
     for k, v in headers.items():
         resp.set_header(k, v)
-    answer(resp, {"error": message}, status)
+    body = {"error": message}
+    # The documented message stays as it is; a client's own mistake (4xx) also says why. Server-side
+    # details (5xx) stay in the log: they may name internals.
+    if isinstance(ex, ArgusError) and ex.detail and status < 500:
+        body["detail"] = ex.detail
+    answer(resp, body, status)
 
 
 # -- identifiers in paths and bodies -----------------------------------------------------------------------

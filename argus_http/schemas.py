@@ -143,7 +143,8 @@ class VframeTask(Struct):
 
 # -- responses ---------------------------------------------------------------------------------------------
 class Error(Struct, forbid_unknown_fields=True):
-    error: str
+    error: str  #: the documented message (CONTRACT §1/§2/§7), exactly
+    detail: str | UnsetType = UNSET  #: why, for 4xx answers
 
 
 class AsyncAccepted(Struct, forbid_unknown_fields=True):

@@ -72,7 +72,7 @@ def open_video(
     path = local_path(uri)
     if path is not None:
         if not os.path.exists(path):
-            raise VideoNotFound(detail=f"no such file: {path}")
+            raise VideoNotFound(detail=f"no such file: {os.path.abspath(path)}")
         if os.path.isdir(path) or os.path.getsize(path) == 0:
             raise CannotOpen(detail=f"empty or not a file: {path}")
     target = path if path is not None else uri
