@@ -57,3 +57,10 @@ class UnsupportedMediaType(ArgusError):
 
 class UnsafeURL(InvalidRequest):
     """A URL refused by the SSRF guard: a 400 ``invalid parameters`` to the client, the reason in logs."""
+
+
+class IdempotencyConflict(ArgusError):
+    """The ``Idempotency-Key`` was used with another body within its window (Stripe/AWS semantics)."""
+
+    status = 409
+    message = "idempotency key reused with a different request"

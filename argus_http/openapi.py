@@ -60,7 +60,7 @@ def _queue_job(summary: str, body: Any, ok: Any) -> dict[str, Op]:
 PATHS: dict[str, dict[str, Op]] = {
     "/v1/video/{video_id}": {"post": Op(
         "Analyse a video (sync, or async with params.async)", (S.VideoResult, S.AsyncAccepted),
-        S.VideoRequest, errors=(400, 401, 413, 415, 424, 500, 503))},
+        S.VideoRequest, errors=(400, 401, 409, 413, 415, 424, 500, 503))},
     **_job_routes("video"),
     "/v1/jobs/video/{job_id}/report": {"get": Op(
         "The job's timeline report: one self-contained HTML page (CONTRACT §14)", str, errors=(401, 404),

@@ -12,6 +12,7 @@ twice. Each state change and the callbacks it causes are one transaction (the ou
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import logging
 import secrets
 from typing import Any, Callable, Iterable, Sequence
@@ -26,7 +27,7 @@ from argus_core.request import VideoRequest, parse_request
 from ..config import Settings
 from ..delivery import callbacks as cb
 from ..delivery import outbox
-from ..errors import CannotCancel, JobNotFound
+from ..errors import CannotCancel, IdempotencyConflict, JobNotFound
 from . import tables as dbm
 from .protocol import CANCELLED_MESSAGE, Hooks, Lease
 from .tables import Tables
@@ -68,6 +69,10 @@ def hooks_of_request(request: dict[str, Any]) -> Hooks:
         return Hooks.of(parse_request(request, None, max_interval=float("inf")))
     except InvalidRequest:
         return Hooks()
+
+
+#: how long an ``Idempotency-Key`` names its job (24 h, as Stripe's and the issue's window)
+IDEMPOTENCY_WINDOW_S = 24 * 3600.0
 
 
 class JobQueue:
@@ -126,16 +131,41 @@ class JobQueue:
 
     # -- producer side ---------------------------------------------------------------------------
     def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video",
-               parsed: VideoRequest | None = None) -> str:
+               parsed: VideoRequest | None = None, idempotency_key: str | None = None) -> str:
         """Store a new WAITING job; returns its id. ``parsed``: the request as the edge parsed it, whose
-        hooks are stored with the job (without it, a video request is parsed here, once)."""
+        hooks are stored with the job (without it, a video request is parsed here, once).
+
+        ``idempotency_key``: the same key with the same request (and video id) within
+        :data:`IDEMPOTENCY_WINDOW_S` returns the first job's id and creates nothing; with another request it
+        raises :class:`IdempotencyConflict` (409)."""
         ts = dbm.now()
         job_id = new_job_id()
         hooks = None
         if kind == "video":
             hooks = _dumps(Hooks.of(parsed) if parsed is not None else hooks_of_request(request))
+        body = _dumps(request)
+        digest = hashlib.sha256(f"{kind}\0{vid}\0".encode() + body.encode()).hexdigest()
+        try:
+            return self._insert(uid, kind, vid, body, hooks, job_id, ts, idempotency_key, digest)
+        except pw.IntegrityError:
+            if idempotency_key is None:
+                raise
+            # the same key submitted twice at the same moment: the other one won; answer with its job
+            return self._insert(uid, kind, vid, body, hooks, new_job_id(), dbm.now(), idempotency_key, digest)
+
+    def _insert(self, uid: str, kind: str, vid: str, body: str, hooks: str | None, job_id: str, ts: float,
+                idempotency_key: str | None, digest: str) -> str:
+        I = self.t.Idempotency
         with self.t.tx():
-            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=_dumps(request), hooks=hooks,
+            if idempotency_key is not None:
+                I.delete().where(I.created_at < ts - IDEMPOTENCY_WINDOW_S).execute()
+                seen = I.get_or_none((I.uid == uid) & (I.key == idempotency_key))
+                if seen is not None:
+                    if seen.body_sha256 != digest:
+                        raise IdempotencyConflict(detail=f"key {idempotency_key!r} belongs to job {seen.job_id}")
+                    return seen.job_id
+                I.insert(uid=uid, key=idempotency_key, body_sha256=digest, job_id=job_id, created_at=ts).execute()
+            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=body, hooks=hooks,
                               status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
                               run_after=0.0, created_at=ts, updated_at=ts).execute()
         return job_id

@@ -178,10 +178,25 @@ class Tables:
                 table_name = "argus_outbox"
                 indexes = ((("status", "next_at"), False), (("chain", "status", "seq"), False))
 
+        class Idempotency(Base):
+            """An ``Idempotency-Key`` a caller submitted with: the same key and body within the window
+            returns the same job (AWS ``ClientRequestToken`` semantics); another body is a conflict."""
+
+            uid = pw.CharField(max_length=64)
+            key = pw.CharField(max_length=255)
+            body_sha256 = pw.CharField(max_length=64)
+            job_id = pw.CharField(max_length=32)
+            created_at = pw.DoubleField(index=True)
+
+            class Meta:
+                table_name = "argus_idempotency"
+                primary_key = pw.CompositeKey("uid", "key")
+
         self.Job = Job
         self.JobResult = JobResult
         self.Outbox = Outbox
-        self.models = (Job, JobResult, Outbox)
+        self.Idempotency = Idempotency
+        self.models = (Job, JobResult, Outbox, Idempotency)
 
     def create(self) -> None:
         """Create missing tables and indexes (idempotent; safe from several processes at once)."""

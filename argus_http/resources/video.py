@@ -18,6 +18,16 @@ from ..service import Service
 from ..tenancy import scoped_request
 
 
+def idempotency_key(req: falcon.Request) -> str | None:
+    """The optional ``Idempotency-Key`` header (1–255 printable characters), else None."""
+    key = req.get_header("Idempotency-Key")
+    if key is None:
+        return None
+    if not (0 < len(key) <= 255 and key.isprintable()):
+        raise InvalidRequest(detail="Idempotency-Key must be 1-255 printable characters")
+    return key
+
+
 class VideoResource:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
@@ -32,7 +42,8 @@ class VideoResource:
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)
-            job_id = svc.queue.submit(caller_uid(req) or "", body, vid=video_id, parsed=parsed)
+            job_id = svc.queue.submit(caller_uid(req) or "", body, vid=video_id, parsed=parsed,
+                                      idempotency_key=idempotency_key(req))
             svc.on_submit()
             answer(resp, {"job": job_id})
             return

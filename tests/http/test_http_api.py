@@ -240,3 +240,24 @@ def test_healthz_and_metrics(api, short_video: Path) -> None:
     for name in ("argus_queue_depth 0", "argus_frames_total 4", "argus_frames_per_second",
                  "argus_callback_failures_total 0", 'argus_http_requests_total{method="POST",route="/v1/video/{video_id}"'):
         assert name in text, name
+
+
+def test_idempotency_key_returns_the_same_job(api, short_video: Path) -> None:
+    """Issue 13: the same Idempotency-Key and body give the same job (nothing runs twice); the same key with
+    another body is 409 with the documented message and a detail; other keys and other callers are separate."""
+    body = video_body(uri(short_video), vframe={"mode": 0, "interval": 2}, **{"async": True})
+    key = {"Idempotency-Key": "order-42"}
+    st, _, first = api.call("POST", "/v1/video/idem", body, headers=key)
+    st2, _, again = api.call("POST", "/v1/video/idem", body, headers=key)
+    assert st == st2 == 200 and first == again
+    other = video_body(uri(short_video), vframe={"mode": 0, "interval": 3}, **{"async": True})
+    st, _, clash = api.call("POST", "/v1/video/idem", other, headers=key)
+    assert st == 409 and clash["error"] == "idempotency key reused with a different request"
+    assert first["job"] in clash["detail"]
+    st, _, fresh = api.call("POST", "/v1/video/idem", body, headers={"Idempotency-Key": "order-43"})
+    assert st == 200 and fresh["job"] != first["job"]
+    st, _, bad = api.call("POST", "/v1/video/idem", body, headers={"Idempotency-Key": "x" * 300})
+    assert st == 400 and bad["error"] == "invalid parameters"
+    api.wait_status(first["job"], {"FINISHED"})
+    st, _, listing = api.call("GET", "/v1/jobs/video?limit=1000")
+    assert sum(1 for j in listing if j["id"] == first["job"]) == 1
