@@ -127,12 +127,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     from argus_core.catalog import catalog
 
     rows = catalog()
+    from argus_core.catalog import runtime_plan
+
+    tuning = runtime_plan()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps({"runtime": tuning, "ops": rows} if args.runtime else rows, indent=2, ensure_ascii=False))
         return 0
+    print(f"runtime: {tuning['summary']}")
     for row in rows:
         state = "ready" if row["ready"] else f"NOT READY: {row['reason']}"
-        models = ", ".join(f"{m['name']} ({m['source']}, {m['licence']})" for m in row["models"])
+        models = ", ".join(f"{m['name']} [{m.get('precision', '?')} on {m.get('provider', '?')}] ({m['source']}, "
+                           f"{m['licence']})" for m in row["models"])
         print(f"{row['op']:<18} {state}\n    {row['description']}\n    models: {models or '-'}")
     return 0
 
@@ -153,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--json", action="store_true")
     m.add_argument("check", nargs="*", help=argparse.SUPPRESS)
     m.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
+    m.add_argument("--runtime", action="store_true",
+                   help="with --json: {runtime: threads/batch chosen for this machine, ops: [...]}")
     sub.add_parser("serve", help="run the HTTP API (see `argus serve --help`)")
     sub.add_parser("worker", help="run a queue worker (see `argus worker --help`)")
     args = parser.parse_args(argv)
