@@ -111,6 +111,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--t", type=float, default=20.0)
     ap.add_argument("--out", default="", help="also write the figures as JSON here")
+    ap.add_argument("--attribution", action="store_true",
+                    help="also int8 with 1 thread and fp32 with the tuned threads (which change pays)")
     args = ap.parse_args(argv)
     bodies = [{"data": {"uri": str(footage(c))},
                "params": {"vframe": {"mode": 0, "interval": args.interval, "t": args.t}},
@@ -120,6 +122,9 @@ def main(argv: list[str]) -> int:
         "baseline (fp32, 1 thread)": dict(threads=1, options={"precision": "fp32"}),
         f"tuned (precision auto, {tuned.threads} threads)": dict(threads=None, options={"precision": "auto"}),
     }
+    if args.attribution:
+        configs["int8 only (precision auto, 1 thread)"] = dict(threads=1, options={"precision": "auto"})
+        configs[f"threads only (fp32, {tuned.threads} threads)"] = dict(threads=None, options={"precision": "fp32"})
     engines = {name: Engine(decoders=1, workers=1, ops=OPS, **kw) for name, kw in configs.items()}
     figures: dict[str, dict[str, list[float]]] = {n: {"fps": [], "cpu_ms": []} for n in engines}
     last: dict[str, list[dict]] = {}
@@ -137,7 +142,7 @@ def main(argv: list[str]) -> int:
     finally:
         for eng in engines.values():
             eng.close()
-    (base, new) = list(engines)
+    base, new = list(engines)[:2]
     med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in figures.items()}
     report = {
         "command": "python bench/bench_int8.py " + " ".join(argv),
@@ -148,6 +153,7 @@ def main(argv: list[str]) -> int:
         "fps_ratio": round(med[new]["fps"] / med[base]["fps"], 2),
         "cpu_per_frame_ratio": round(med[base]["cpu_ms"] / med[new]["cpu_ms"], 2),
         "agreement": agreement(last[base], last[new]),
+        "fps_ratio_vs_baseline": {n: round(m["fps"] / med[base]["fps"], 2) for n, m in med.items()},
     }
     print(json.dumps(report, indent=2))
     if args.out:
