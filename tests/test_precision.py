@@ -179,3 +179,18 @@ def test_shipped_int8_agrees_on_real_footage(name):
     confident = [[(d.index, d.box) for d in r if d.score >= 0.5] for r in ref]
     assert sum(map(len, confident)) >= 5  # people in vtest, cyclists in bikes: a test that can fail
     assert precision.detection_recall(confident, [[(d.index, d.box) for d in g] for g in got]) >= 0.95
+
+
+def test_argus_models_shows_precision_and_threads(monkeypatch):
+    """What `argus models` prints per model (precision, provider) and for the machine (threads, batch)."""
+    from argus_core.catalog import catalog, runtime_plan
+
+    monkeypatch.delenv("ARGUS_PRECISION", raising=False)
+    plan_row = runtime_plan(workers=1, decoders=1)
+    assert plan_row["threads"] >= 1 and "intra-op thread" in plan_row["summary"]
+    rows = {r["op"]: r for r in catalog(verify=False)}
+    nanodet = next(m for m in rows["detection"]["models"] if m["name"] == "nanodet")
+    assert nanodet["provider"] == "CPUExecutionProvider"
+    assert nanodet["precision"] == ("int8" if (MODELS_DIR / "nanodet_int8").is_dir() else "fp32")
+    fp = {r["op"]: r for r in catalog(verify=False, options={"precision": "fp32"})}
+    assert all(m["precision"] == "fp32" for m in fp["detection"]["models"])
