@@ -116,13 +116,21 @@ def fp32_nodes(model: Any, depthwise: bool = True) -> list[str]:
     return out
 
 
+def edge_nodes(model: Any) -> list[str]:
+    """The first and the last Conv/Gemm of the graph (kept fp32 with ``keep_edges``: the input layer sees
+    raw pixels, the last one writes the class scores)."""
+    nodes = [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    return sorted(set(nodes[:1] + nodes[-1:]))
+
+
 #: what gets quantized: the convolutions and matrix products (where the int8 kernels pay); pads, resizes,
 #: concats and the heads' reshapes stay fp32 (a constant pad value has no range to calibrate)
 OP_TYPES = ["Conv", "Gemm", "MatMul"]
 
 
 def quantize(folder: Path, images: np.ndarray, out_file: Path, reduce_range: bool = True,
-             method: str = "MinMax", depthwise_fp32: bool = True, weights: str = "QInt8") -> dict[str, Any]:
+             method: str = "MinMax", depthwise_fp32: bool = True, weights: str = "QInt8",
+             keep_edges: bool = False) -> dict[str, Any]:
     """Write the QDQ int8 model of ``folder``'s model to ``out_file``; returns the settings used.
 
     ``reduce_range``: 7-bit weights. Without VNNI (AVX2, as on this machine) onnxruntime multiplies
@@ -138,14 +146,21 @@ def quantize(folder: Path, images: np.ndarray, out_file: Path, reduce_range: boo
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model_path(folder, man)), str(pre), skip_symbolic_shape=True)
-        excluded = fp32_nodes(onnx.load(str(pre)), depthwise_fp32)
+        graph = onnx.load(str(pre))
+        # nodes_to_exclude works by name: give unnamed nodes (tf2onnx/our converters leave some) one, or
+        # excluding one unnamed node would exclude them all
+        for k, node in enumerate(graph.graph.node):
+            if not node.name:
+                node.name = f"argus_{k}_{node.op_type}"
+        onnx.save(graph, str(pre))
+        excluded = fp32_nodes(graph, depthwise_fp32) + [n for n in edge_nodes(graph) if keep_edges]
         quantize_static(str(pre), str(out_file), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weights),
                         per_channel=True, reduce_range=reduce_range, op_types_to_quantize=OP_TYPES,
                         nodes_to_exclude=excluded, calibrate_method=getattr(CalibrationMethod, method))
     return {"format": "QDQ", "activations": "QUInt8", "weights": weights, "per_channel": True,
             "reduce_range": reduce_range, "op_types": OP_TYPES, "depthwise_fp32": depthwise_fp32,
-            "fp32_nodes": len(excluded), "calibration": method, "calibration_frames": int(len(images)),
+            "keep_edges_fp32": keep_edges, "fp32_nodes": len(excluded), "calibration": method, "calibration_frames": int(len(images)),
             "batch": CALIB_BATCH}
 
 
