@@ -194,3 +194,30 @@ def test_argus_models_shows_precision_and_threads(monkeypatch):
     assert nanodet["precision"] == ("int8" if (MODELS_DIR / "nanodet_int8").is_dir() else "fp32")
     fp = {r["op"]: r for r in catalog(verify=False, options={"precision": "fp32"})}
     assert all(m["precision"] == "fp32" for m in fp["detection"]["models"])
+
+
+def test_quantize_keeps_zero_channel_and_depthwise_convs_fp32():
+    """models/quantize.py's node selection on a small graph: a depthwise conv, a conv with an all-zero
+    output channel (its per-channel scale would be 0 → NaN) and a plain conv."""
+    import importlib.util
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    spec = importlib.util.spec_from_file_location("argus_quantize", MODELS_DIR / "quantize.py")
+    q = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(q)
+    w_plain = np.ones((4, 4, 1, 1), np.float32)
+    w_zero = np.ones((4, 4, 1, 1), np.float32)
+    w_zero[2] = 0
+    w_dw = np.ones((4, 1, 3, 3), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "wp"], ["a"], name="plain"),
+             helper.make_node("Conv", ["a", "wz"], ["b"], name="zero"),
+             helper.make_node("Conv", ["b", "wd"], ["y"], name="dw", group=4, pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [numpy_helper.from_array(w_plain, "wp"), numpy_helper.from_array(w_zero, "wz"),
+                               numpy_helper.from_array(w_dw, "wd")])
+    model = helper.make_model(graph)
+    assert q.fp32_nodes(model) == ["zero", "dw"]
+    assert q.fp32_nodes(model, depthwise=False) == ["zero"]
+    assert q.edge_nodes(model) == ["dw", "plain"]
