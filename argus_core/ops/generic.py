@@ -61,7 +61,7 @@ from ..post.heads import decode_yolo
 from ..post.scores import sigmoid, softmax
 from ..request import OpParams
 from ..result import Label
-from .base import CutOutput, Model, Op
+from .base import CutOutput, Model, Op, load_model
 
 log = logging.getLogger("argus.ops.generic")
 
@@ -116,8 +116,8 @@ class ManifestOp(Op):
 
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         if self.folder_name not in self.loaded:
-            self.loaded[self.folder_name] = ManifestModel(self.models_dir / self.folder_name,
-                                                          providers=providers, threads=threads)
+            self.loaded[self.folder_name] = load_model(self.models_dir, self.folder_name, self.options,
+                                                       providers, threads)
 
     def _output(self, outputs: list[np.ndarray]) -> np.ndarray:
         want = self.p.get("output")
@@ -297,7 +297,7 @@ def manifest_ops(models_dir: Path | None = None) -> dict[str, type[ManifestOp]]:
             continue
         params = raw.get("params") if isinstance(raw, dict) else None
         op = params.get("op") if isinstance(params, dict) else None
-        if not op:
+        if not op or raw.get("quantized"):  # an int8 version runs for its reference (runtime/precision.py)
             continue
         base = KINDS.get(raw.get("kind", ""))
         if not isinstance(op, str) or not OP_NAME.match(op) or base is None:

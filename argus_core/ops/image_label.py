@@ -33,7 +33,7 @@ from .params import other_float, other_int
 from ..runtime.manifest import Manifest
 from ..request import OpParams
 from ..result import Label
-from .base import CutOutput, Model, Op
+from .base import CutOutput, Model, Op, load_model
 
 log = logging.getLogger("argus.ops")
 
@@ -60,7 +60,7 @@ class VisionOp(Op):
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         for m in self.models:
             if m not in self.loaded:
-                self.loaded[m] = shared_model(self.models_dir / m, providers, threads)
+                self.loaded[m] = load_model(self.models_dir, m, self.options, providers, threads, shared_model)
 
 
 def spec_of(manifest: Manifest) -> FrameSpec:

@@ -27,6 +27,8 @@ from ..errors import BadOp, EngineError
 from ..media.renditions import slot_bytes_for, unique_specs
 from ..ops import check_request, create_op, op_classes
 from ..request import VideoRequest, parse_request
+from ..runtime.device import device_name
+from ..runtime.tuning import machine_cores, plan
 from .coordinator import Cancel, Close, Coordinator, Limits, Submit
 from .job import Job
 from .ring import FrameRing
@@ -57,7 +59,8 @@ class Engine:
     keyframe-mode samples, ``live_max_duration``: seconds one live job may run (0: unbounded).
     ``frame_threads``: FFmpeg frame threads in the decoders; None (default) decides
     per job with :func:`frame_threads_rule` (off while busy decoders and workers take every core); True /
-    False force them. ``source_options``: extra
+    False force them. ``threads`` / ``max_batch``: intra-op threads and batch per inference worker; None
+    (default) takes :func:`argus_core.runtime.tuning.plan`'s choice for this machine. ``source_options``: extra
     FFmpeg options for network sources (the service sets ``http_proxy`` to its SSRF-checking proxy).
     """
 
@@ -69,9 +72,9 @@ class Engine:
         ops: list[str] | None = None,
         models_dir: str | Path | None = None,
         slots: int | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         max_wait_ms: float = 4.0,
-        threads: int = 1,
+        threads: int | None = None,
         max_interval: float = 10.0,
         max_gap: float = 10.0,
         max_frames: int = 3000,
@@ -88,9 +91,12 @@ class Engine:
         self.models_dir = str(models_dir) if models_dir else None
         #: operator settings handed to every op (galleries folder, keyword lists, …)
         self.options: dict[str, Any] = dict(options or {})
-        self.max_batch = max(1, max_batch)
+        #: intra-op threads and max batch per inference worker: given, or the per-machine rule
+        #: (runtime/tuning.py), shown by ``argus models``
+        self.tuning = plan(machine_cores(), self.n_workers, self.n_decoders, device_name())
+        self.max_batch = max(1, max_batch if max_batch is not None else self.tuning.max_batch)
         self.max_wait_s = max_wait_ms / 1000.0
-        self.threads = threads
+        self.threads = threads if threads is not None else self.tuning.threads
         self.max_interval = max_interval
         self.max_gap = max_gap
         self.max_frames = max_frames
@@ -270,7 +276,7 @@ class Engine:
 
     def frame_threads_for(self, decoding: int) -> bool | None:
         """FFmpeg frame threads for a job starting while ``decoding`` decoders (itself included) are busy."""
-        return frame_threads_rule(self._cores, decoding, self.n_workers, self._frame_threads)
+        return frame_threads_rule(self._cores, decoding, self.n_workers * self.threads, self._frame_threads)
 
     @staticmethod
     def _cleanup(ring: FrameRing, sup: Supervisor) -> None:

@@ -134,6 +134,10 @@ class FrameRing:
         w, h, c, off = (int(v) for v in self._header[slot]["views"][index])
         return self._data[slot, off : off + h * w * c].reshape(h, w, c)
 
+    def data(self) -> np.ndarray:
+        """The ``[slots, slot_bytes]`` uint8 array of every slot (the GPU runner pins it and copies runs)."""
+        return self._data
+
     def views(self, slot: int) -> list[np.ndarray]:
         return [self.view(slot, i) for i in range(int(self._header[slot]["n_views"]))]
 

@@ -60,6 +60,12 @@ def cuda_available() -> bool:
     return importlib.util.find_spec("cupy") is not None and os.path.exists("/dev/nvidia0")
 
 
+def device_name(prefer: str | None = None) -> str:
+    """"cuda" or "cpu": what :func:`select_device` would pick, without making a device."""
+    prefer = prefer or os.environ.get("ARGUS_DEVICE", "auto")
+    return "cuda" if prefer != "cpu" and cuda_available() else "cpu"
+
+
 def select_device(prefer: str | None = None, index: int = 0) -> CpuDevice | CudaDevice:
     """``prefer``: "cpu", "cuda" or "auto" (default; also ``ARGUS_DEVICE``)."""
     prefer = prefer or os.environ.get("ARGUS_DEVICE", "auto")

@@ -104,6 +104,8 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any] = {}
     sha256: str = ""
     check: Check | None = None
+    #: int8 models only (``models/quantize.py``): reference model, calibration, measurements, ``chosen``
+    quantized: dict[str, Any] = {}
 
 
 class ModelError(Exception):

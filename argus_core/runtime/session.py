@@ -16,14 +16,17 @@ from .manifest import PACKAGE_PREFIX, Manifest, ModelError, check_file_hash, loa
 
 
 def open_session(path: Path, providers: list[str] | None = None, threads: int = 1) -> Any:
-    """An onnxruntime session with Argus' defaults (single-threaded per worker process on CPU)."""
+    """An onnxruntime session with Argus' defaults: ``threads`` intra-op threads (the per-machine rule,
+    :func:`argus_core.runtime.tuning.plan`), without spinning when more than one (a shared machine)."""
     import onnxruntime as ort
 
     if not Path(path).is_file():
         raise ModelError(f"model file missing: {path}")
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
+    if threads > 1:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
 
