@@ -66,6 +66,12 @@ class Service:
     def known_ops(self) -> set[str] | None:
         return None if self.engine is None else set(self.engine.known_ops())
 
+    def check_params(self, parsed: Any) -> None:
+        """Each op's check of its ``params.other`` (400 + detail) before the job is queued (issue 10)."""
+        check = getattr(self.engine, "check_params", None)
+        if check is not None:
+            check(parsed)
+
 
 # -- helpers ---------------------------------------------------------------------------------------------
 def _json(resp: falcon.Response, obj: Any, status: int = 200) -> None:
@@ -195,6 +201,7 @@ class VideoResource:
         if not isinstance(body, dict):
             raise InvalidRequest(detail="body must be an object")
         parsed = parse_request(body, svc.known_ops(), max_interval=svc.s.max_interval)
+        svc.check_params(parsed)
         check_source(parsed.data.uri, svc.s, svc.guard)
         if parsed.params.async_:
             check_hooks(parsed, svc.guard)
@@ -325,6 +332,7 @@ class QueueJobsResource:
             raise InvalidRequest(detail="uid must be an integer or a string")
         job = body["job"]
         parsed = parse_request(job, svc.known_ops(), max_interval=svc.s.max_interval)
+        svc.check_params(parsed)
         check_source(parsed.data.uri, svc.s, svc.guard)
         check_hooks(parsed, svc.guard)
         vid = (parsed.data.attribute.id if parsed.data.attribute else None) or ""

@@ -14,6 +14,7 @@ from ..media.renditions import Frame, FrameSpec
 from ..runtime.manifest import MODELS_DIR, ModelError, load_manifest
 from ..runtime.session import Model
 from ..request import OpParams
+from .params import ParamSpec, check_other
 from ..result import CutOutput
 
 log = logging.getLogger("argus.ops")
@@ -31,6 +32,8 @@ class Op:
     #: model folder names under the models directory this op needs
     models: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: the ``params.other`` keys this op reads and their types/ranges, checked at submit (:meth:`check_params`)
+    other_params: ClassVar[dict[str, ParamSpec]] = {}
 
     def __init__(self, models_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         self.models_dir = Path(models_dir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
@@ -47,6 +50,11 @@ class Op:
             i = m.input
             out.append(FrameSpec(i.width, i.height, i.resize, i.max_side))
         return tuple(out)
+
+    def check_params(self, params: OpParams) -> None:
+        """Refuse a request whose ``params.other`` this op cannot use (400 ``invalid parameters`` + detail),
+        before any of its frames share a batch with other jobs' frames (issue 10)."""
+        check_other(self.name, params, self.other_params)
 
     def specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
         """Renditions a job with these params needs (a subset of ``specs()``; by default all of them).

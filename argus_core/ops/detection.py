@@ -24,7 +24,7 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model
 from .image_label import VisionOp, memo_for, round6, spec_of
-from .params import other_float
+from .params import SCORE, other_float
 
 DEFAULT_THRESHOLD = 0.35
 #: candidates are decoded (and memoised) down to this score; lower thresholds are raised to it
@@ -114,6 +114,7 @@ def labels_of(dets: Sequence[Detection]) -> list[Label]:
 
 class DetectionOp(VisionOp):
     name = "detection"
+    other_params = {"threshold": SCORE}
     models = ("nanodet",)
     description = ("COCO-80 objects (NanoDet-m 416, GFL decoding, class-aware NMS 0.6); pts in source-frame "
                    "pixels; params.other.threshold (default 0.35)")

@@ -25,7 +25,7 @@ from ..result import Label
 from .base import CutOutput, Op, stack_views
 from ..runtime.manifest import model_path
 from ..runtime.session import Model as ManifestModel
-from .params import truthy
+from .params import Flag, truthy
 
 log = logging.getLogger("argus.ops.pulp")
 
@@ -39,6 +39,7 @@ OPEN_NSFW = "open_nsfw"
 
 class PulpOp(Op):
     name = "pulp"
+    other_params = {"cross_check": Flag()}
     models = ("nsfwjs",)
     description = ('porn "0" / sexy "1" / normal "2" (nsfwjs MobileNetV2); params.other.cross_check=true adds '
                    'open_nsfw\'s nsfw score as a second opinion')

@@ -162,9 +162,20 @@ class Engine:
 
     def parse(self, body: bytes | str | Mapping[str, Any] | VideoRequest) -> VideoRequest:
         if isinstance(body, VideoRequest):
-            return parse_request(msgspec.to_builtins(body), self.known_ops(), max_interval=self.max_interval)
-        return parse_request(body if isinstance(body, (bytes, str)) else dict(body), self.known_ops(),
-                             max_interval=self.max_interval)
+            req = parse_request(msgspec.to_builtins(body), self.known_ops(), max_interval=self.max_interval)
+        else:
+            req = parse_request(body if isinstance(body, (bytes, str)) else dict(body), self.known_ops(),
+                                max_interval=self.max_interval)
+        self.check_params(req)
+        return req
+
+    def check_params(self, req: VideoRequest) -> None:
+        """Each op's own check of its ``params.other`` (400 ``invalid parameters`` + detail): one job's bad
+        value is refused here, before its frames share an inference batch with other jobs' (issue 10)."""
+        for o in req.ops:
+            op = self._ops.get(o.op)
+            if op is not None:
+                op.check_params(o.params)
 
     def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None) -> Job:
         """Validate and queue a request; returns at once. Raises the documented error on bad input."""
