@@ -183,7 +183,10 @@ def _on_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params:
         status, message = 500, "internal error"
     for k, v in headers.items():
         resp.set_header(k, v)
-    _json(resp, {"error": message}, status)
+    out = {"error": message}
+    if isinstance(ex, InvalidRequest) and ex.detail:
+        out["detail"] = ex.detail  # CONTRACT §14: the reason of a 400, written for the client
+    _json(resp, out, status)
 
 
 # -- resources -------------------------------------------------------------------------------------------
@@ -441,6 +444,18 @@ class QueueJobResource:
 
 
 # -- operations ------------------------------------------------------------------------------------------------
+def engine_health(engine: Any) -> dict[str, Any] | None:
+    """The engine's own readiness (``Engine.health``; None without an engine). A probe that raises is down."""
+    probe = getattr(engine, "health", None)
+    if probe is None:
+        return None
+    try:
+        return dict(probe())
+    except Exception as exc:
+        log.exception("health: engine probe failed")
+        return {"ok": False, "error": type(exc).__name__}
+
+
 class HealthResource:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
@@ -454,10 +469,14 @@ class HealthResource:
             log.exception("health: database unavailable")
             db_ok = False
         ops = sorted(svc.known_ops() or [])
-        body = {"status": "ok" if db_ok else "unavailable", "database": db_ok,
+        engine = engine_health(svc.engine)
+        ok = db_ok and (engine is None or engine["ok"])
+        body = {"status": "ok" if ok else "unavailable", "database": db_ok,
                 "engine": svc.engine is not None, "ops": ops,
                 "uptime_s": round(time.time() - svc.started, 1)}
-        _json(resp, body, 200 if db_ok else 503)
+        if engine is not None:
+            body["engine_health"] = engine
+        _json(resp, body, 200 if ok else 503)
 
 
 class MetricsResource:

@@ -36,7 +36,7 @@ ANY: dict[str, Any] = {}
 TIME = {"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": S}, ["error"], False),
+    "Error": _obj({"error": S, "detail": S}, ["error"], False),
     "Label": _obj({"label": S, "score": N}, ["label", "score"]),
     "Cut": _obj({"offset": I, "uri": S, "result": ANY}, ["offset"]),
     "Segment": _obj({"offset_begin": I, "offset_end": I, "labels": _arr(_ref("Label")), "cuts": _arr(_ref("Cut"))},
@@ -83,7 +83,8 @@ SCHEMAS: dict[str, Any] = {
     "Empty": _obj({}, None, False),
     "Group": _obj({"group": S, "faces": I, "version": I, "created": ANY, "updated": ANY, "meta": {"type": "object"},
                    "face_list": _arr({"type": "object"})}, ["group"]),
-    "Health": _obj({"status": S, "database": B, "engine": B, "ops": _arr(S), "uptime_s": N},
+    "Health": _obj({"status": S, "database": B, "engine": B, "ops": _arr(S), "uptime_s": N,
+                    "engine_health": _obj({"ok": B}, ["ok"])},
                    ["status", "database", "engine", "ops"]),
 }
 

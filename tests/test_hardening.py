@@ -18,6 +18,7 @@ from argus_core.errors import ArgusError, InvalidRequest
 from argus_core.media.renditions import Frame
 from argus_core.media.sampler import Grid, sample
 from argus_core.ops import create_op
+from argus_core.pipeline.coordinator import Cancel
 from argus_core.pipeline.worker import infer_batch
 from argus_core.request import OpParams, Sampling, SegmentParams, bounded, parse_request
 from argus_core.result import CutIn, CutOutput
@@ -228,3 +229,44 @@ def test_keyframe_mode_is_capped_by_max_frames(vids):
     assert len(every) >= 10
     capped = list(sample(str(path), Sampling(1, 5.0, 0.0, None, max_gap=10.0), max_frames=4))
     assert [o for o, _ in capped] == [o for o, _ in every[:4]]
+
+
+# -- health tells the truth ----------------------------------------------------------------------------------
+def _wait(pred, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.05)
+
+
+def test_health_follows_the_inference_worker(engine, vids):
+    import os
+    import signal
+
+    assert engine.health()["ok"] and engine.healthy
+    pid = engine.child_pids()["workers"][0]
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: not engine.health()["ok"], 10)  # dead, then restarting: not ready
+    _wait(lambda: engine.health()["ok"] and engine.child_pids()["workers"][0] != pid, 120)
+    assert engine.analyze(_req(vids["num10_gop25"]), timeout=60)["pulp"]["segments"]
+
+
+def test_health_fails_when_the_coordinator_is_gone(vids):
+    e = Engine(decoders=1, workers=1, ops=["pulp"])
+    try:
+        assert e.health()["ok"]
+
+        def broken_schedule():  # fault injection: a bug outside any one job ends the coordinator loop
+            raise RuntimeError("injected coordinator failure")
+
+        e._coord.schedule = broken_schedule
+        e._coord.post(Cancel(0))  # wakes the loop, which then schedules
+        _wait(lambda: not e._coord.alive, 10)
+        h = e.health()
+        assert not h["ok"] and not h["coordinator"] and not e.healthy
+        with pytest.raises(ArgusError):
+            e.submit(_req(vids["num10_gop25"]))
+    finally:
+        e.close()
