@@ -42,7 +42,9 @@ def make_engine(settings: Settings, egress: EgressProxy | None = None) -> Any:
     module, _, attr = settings.engine.partition(":")
     factory = getattr(importlib.import_module(module), attr or "Engine")
     wanted = {"decoders": settings.decoders, "workers": settings.inference_workers,
-              "source_options": {"http_proxy": egress.url} if egress is not None else None,
+              "source_options": {**({"http_proxy": egress.url} if egress is not None else {}),
+                                 # nested HLS files stay below the media root too (issue 10)
+                                 **({"argus_media_root": settings.media_root} if settings.media_root else {})} or None,
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
               "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
