@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True):
     ssrf_allow: list[str] = []
     #: Qiniu key pairs; empty turns auth off (every request is the anonymous uid "").
     auth_keys: list[KeyPair] = []
+    #: seconds a signed X-Qiniu-Date may differ from the server's clock (replay window); 0 checks nothing
+    auth_max_skew: float = 900.0
+    #: refuse signed requests without an X-Qiniu-Date (closes replay for clients that all send one)
+    auth_require_date: bool = False
     #: Standard Webhooks secret (``whsec_<base64>`` or any string); empty sends unsigned callbacks.
     webhook_secret: str = ""
     # -- requests and jobs -------------------------------------------------------------------------
