@@ -147,6 +147,8 @@ def parse_request(
             req = msgspec.json.decode(body, type=VideoRequest)
         else:
             req = msgspec.convert(body, type=VideoRequest)
+    except RecursionError:
+        raise InvalidRequest(detail="JSON nested too deeply", public=True) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         if _ops_missing(body):
             raise EmptyOp(detail=str(exc)) from None
@@ -194,7 +196,7 @@ def bounded(s: Sampling) -> Sampling:
 def _ops_missing(body: Any) -> bool:
     try:
         obj = msgspec.json.decode(body) if isinstance(body, (bytes, str)) else body
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     return isinstance(obj, dict) and not obj.get("ops")
 

@@ -23,6 +23,7 @@ from argus_core.request import parse_request
 from . import db as dbm
 from . import openapi, outbox, vframe
 from .auth import Authenticator
+from .wire_checks import checked_events
 from .config import KeyPair, Settings
 from .db import Tables
 from .faces import GroupResource, GroupsResource, scoped_request
@@ -95,6 +96,8 @@ def _body_json(req: falcon.Request, *, required: bool = True) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:
         raise InvalidRequest(detail="body is not JSON") from None
+    except RecursionError:  # msgspec stops at ~1000 levels of nesting (issue 10: was a 500)
+        raise InvalidRequest(detail="JSON nested too deeply", public=True) from None
 
 
 def _uid(req: falcon.Request) -> str | None:
@@ -185,8 +188,8 @@ def _on_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params:
     for k, v in headers.items():
         resp.set_header(k, v)
     out = {"error": message}
-    if isinstance(ex, InvalidRequest) and ex.detail:
-        out["detail"] = ex.detail  # CONTRACT §14: the reason of a 400, written for the client
+    if isinstance(ex, ArgusError) and ex.public and ex.detail:
+        out["detail"] = ex.detail  # CONTRACT §14: a reason written for the client
     _json(resp, out, status)
 
 
@@ -409,9 +412,7 @@ class QueueJobResource:
 
     def on_post_events(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         body, token = self._prelude(req)
-        events = body.get("events")
-        if not isinstance(events, list):
-            raise InvalidRequest(detail="events must be a list")
+        events = checked_events(body.get("events"))
         q = self.svc.queue
         for ev in events:
             if not isinstance(ev, dict):

@@ -20,7 +20,7 @@ import threading
 from typing import Any, Sequence
 
 from . import logs
-from .app import Service, create_app
+from .app import WORKER_BODY_LIMIT, Service, create_app
 from .config import Settings, parse_cli
 from .db import Tables, open_database
 from .jobqueue import JobQueue
@@ -31,6 +31,7 @@ from .save import FrameStore
 from .sender import Sender
 from .egress import EgressProxy, drop_no_proxy
 from .ssrf import Guard
+from .wsgi_errors import use_json_errors
 
 log = logging.getLogger("argus.server")
 
@@ -122,9 +123,12 @@ class Server:
             self.runner.start()
         self._http = waitress.create_server(
             self.app, host=self.s.host, port=self.s.port, threads=self.s.threads, ident="argus",
-            # our own limit answers 413 as JSON; waitress' would answer plain text
-            max_request_body_size=1 << 30, clear_untrusted_proxy_headers=True, channel_timeout=120,
+            # refuse a Content-Length over the largest route limit before reading the body (issue 10);
+            # the Gate applies each route's own limit, and waitress's errors answer JSON (wsgi_errors)
+            max_request_body_size=max(self.s.max_body, WORKER_BODY_LIMIT), clear_untrusted_proxy_headers=True,
+            channel_timeout=120,
         )
+        use_json_errors(self._http)
         self.port = self._http.effective_port
         log.info("listening", extra={"url": f"http://{self.s.host}:{self.port}", "database":
                                      self.s.database_url.split("@")[-1]})

@@ -152,7 +152,8 @@ def check_other(op: str, params: OpParams, schema: dict[str, ParamSpec]) -> None
             continue
         problem = spec.problem(value)
         if problem is not None:
-            raise InvalidRequest(detail=f"ops[{op}].params.other.{key} {problem} (got {_short(value)})")
+            raise InvalidRequest(detail=f"ops[{op}].params.other.{key} {problem} (got {_short(value)})",
+                                 public=True)
 
 
 def _short(value: Any) -> str:

@@ -54,3 +54,51 @@ def test_healthz_fails_when_the_engine_cannot_serve(tmp_path: Path) -> None:
             assert st == 503 and h["status"] == "unavailable" and h["engine_health"]["coordinator"] is False
     finally:
         e.close()
+
+
+# -- bad wire input: 400 (or waitress's own limits) as JSON, never a 500 --------------------------------------
+def _raw(port: int, data: bytes, read_timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.settimeout(read_timeout)
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        head, _, rest = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        n = int(headers.get("content-length", 0))
+        while len(rest) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return int(lines[0].split()[1]), headers, rest
+
+
+def test_wire_limits_and_bad_json_answer_json(tmp_path: Path) -> None:
+    import json
+
+    with running_server(tmp_path, None) as (srv, api):
+        deep = b'{"data":{"uri":"x"},"ops":[{"op":"pulp"}],"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        st, _, out = api.call("POST", "/v1/video/v", raw=deep, headers={"Content-Type": "application/json"})
+        assert st == 400 and out["error"] == "invalid parameters", out
+        for index in ("abc", None, -1, 1.5, True, 10**30):
+            st, _, out = api.call("POST", "/v1/job/x/events?lease=t",
+                                  {"events": [{"type": "segment", "op": "pulp", "index": index, "result": {}}]})
+            assert st == 400 and "index" in out["detail"], (index, out)
+        st, _, out = api.call("POST", "/v1/job/x/events?lease=t", {"events": [{"type": "op", "op": 5}]})
+        assert st == 400, out
+        # a 300 MB Content-Length is refused when the headers arrive: no body byte is sent at all
+        st, hdrs, body = _raw(srv.port, b"POST /v1/video/v HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                        b"Content-Length: 300000000\r\n\r\n")
+        assert st == 413 and hdrs["content-type"].startswith("application/json")
+        assert json.loads(body) == {"error": "request body too large"}
+        # headers over waitress's limit: 431, as JSON too
+        st, hdrs, body = _raw(srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n")
+        assert st == 431 and json.loads(body) == {"error": "request headers too large"}
