@@ -45,7 +45,8 @@ def make_engine(settings: Settings, egress: EgressProxy | None = None) -> Any:
     wanted = {"decoders": settings.decoders, "workers": settings.inference_workers,
               "source_options": {**({"http_proxy": egress.url} if egress is not None else {}),
                                  # nested HLS files stay below the media root too (issue 10)
-                                 **({"argus_media_root": settings.media_root} if settings.media_root else {})} or None,
+                                 **({"argus_media_root": settings.media_root} if settings.media_root else {}),
+                                 "argus_max_download": str(settings.max_download)},
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
               "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
@@ -190,7 +191,7 @@ def _cli_settings(argv: Sequence[str], prog: str, description: str) -> Settings 
 
 def start_engine(settings: Settings, guard: Guard | None = None) -> tuple[Any, EgressProxy]:
     """The engine, and the egress proxy its decoders fetch http(s) sources through (started)."""
-    egress = EgressProxy(guard or Guard(settings.ssrf_allow))
+    egress = EgressProxy(guard or Guard(settings.ssrf_allow), max_bytes=settings.max_download)
     egress.start()
     drop_no_proxy()
     try:

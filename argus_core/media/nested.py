@@ -35,6 +35,8 @@ NESTING_FORMATS = frozenset({"hls", "applehttp", "dash", "concat", "imf", "sdp",
                              "webm_dash_manifest", "image2", "image2pipe", "lavfi", "mpl2", "tee", "ffmetadata"})
 #: source options that are Argus's own (stripped before FFmpeg sees the options)
 MEDIA_ROOT_OPTION = "argus_media_root"
+#: most bytes all resources of one HLS opening may bring in (the service's ``max_download``)
+MAX_DOWNLOAD_OPTION = "argus_max_download"
 HLS_EXTENSIONS = (".m3u8", ".m3u")
 
 
@@ -85,13 +87,19 @@ class Refused(OSError):
 
 
 class _Body:
-    """A fetched resource as the sequential, read-only file object PyAV reads (no seek: HLS never needs it)."""
+    """A fetched resource as the sequential, read-only file object PyAV reads (no seek: HLS never needs it);
+    its bytes count against the opener's ``max_bytes``."""
 
-    def __init__(self, resp: Any) -> None:
-        self.resp = resp
+    def __init__(self, resp: Any, opener: "NestedOpener") -> None:
+        self.resp, self.opener = resp, opener
 
     def read(self, n: int = -1) -> bytes:
-        return self.resp.read(n if n and n > 0 else None)
+        data = self.resp.read(n if n and n > 0 else None)
+        self.opener.received += len(data)
+        if self.opener.max_bytes and self.opener.received > self.opener.max_bytes:
+            log.warning("HLS source cut at max_download (%d bytes)", self.opener.max_bytes)
+            raise Refused("max_download reached")
+        return data
 
     def close(self) -> None:
         self.resp.close()
@@ -100,8 +108,11 @@ class _Body:
 class NestedOpener:
     """PyAV ``io_open`` for an HLS source rooted at ``uri``: every resource checked, then opened."""
 
-    def __init__(self, uri: str, timeout: float, proxy: str | None, media_root: str | None) -> None:
+    def __init__(self, uri: str, timeout: float, proxy: str | None, media_root: str | None,
+                 max_bytes: int = 0) -> None:
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.received = 0
         self.local = urlsplit(uri).scheme.lower() in ("", "file") or len(urlsplit(uri).scheme) == 1
         path = _local_path(uri) if self.local else None
         self.root = os.path.realpath(media_root or os.path.dirname(os.path.realpath(path or ".")))
@@ -137,7 +148,7 @@ class NestedOpener:
         if self.local:
             return open(target, "rb")
         req = urllib.request.Request(target, headers={"User-Agent": "argus"})
-        return _Body(self.opener.open(req, timeout=self.timeout))
+        return _Body(self.opener.open(req, timeout=self.timeout), self)
 
 
 def _local_path(uri: str) -> str:

@@ -20,7 +20,7 @@ import av
 import av.error
 
 from ..errors import ArgusError, CannotOpen, OutOfMemory, VideoNotFound
-from .nested import MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
+from .nested import MAX_DOWNLOAD_OPTION, MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
 _UNREACHABLE = {
@@ -80,6 +80,7 @@ def open_video(
     target = path if path is not None else uri
     options = dict(options or {})
     media_root = options.pop(MEDIA_ROOT_OPTION, None) or None
+    max_bytes = int(options.pop(MAX_DOWNLOAD_OPTION, 0) or 0)
     proxy = options.get("http_proxy") or None
     if path is not None:
         options = {}
@@ -88,7 +89,7 @@ def open_video(
     extra: dict = {}
     if is_hls(uri):
         # every playlist, segment and key passes NestedOpener's guard (issue 10)
-        extra["io_open"] = NestedOpener(uri, timeout, proxy, media_root)
+        extra["io_open"] = NestedOpener(uri, timeout, proxy, media_root, max_bytes)
         options["format_whitelist"] = hls_formats()
     else:
         options["protocol_whitelist"] = protocols_for(uri, proxied=proxy is not None)
