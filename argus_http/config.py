@@ -84,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Random extra delay, as a fraction of each delay (0.2 = up to +20 %), so retries do not align.
     callback_jitter: float = 0.2
     callback_senders: int = 4
+    #: Deliveries in flight to one receiver (host:port) at most, so a slow receiver holds at most this many
+    #: of the ``callback_senders`` threads and every other receiver keeps the rest (issue 10).
+    callback_per_receiver: int = 1
     #: How often the sender looks for due deliveries when nothing woke it.
     callback_poll: float = 1.0
     # -- engine ------------------------------------------------------------------------------------
