@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 import msgspec
 
-from .request import LabelSelect, OpParams, SegmentParams
+from .request import MAX_SECONDS, MIN_INTERVAL_S, LabelSelect, OpParams, SegmentParams, clamp
 from .result import Cut, CutIn, Label, OpResult, Segment
 
 #: Default score floor of the *labels* of multi-label ops (issue 9): a class below it stays in the cut's
@@ -107,7 +107,10 @@ class OpAggregator:
     def __init__(self, params: OpParams | None = None, segment: SegmentParams | None = None) -> None:
         self.params = params or OpParams()
         self.segment = segment or SegmentParams()
-        self.window_ms = int(round(self.segment.interval * 1000)) if self.segment.mode == 1 else 0
+        # bounded (parse_request refuses such windows; an embedder calling aggregate() may not): 1e308 s
+        # would overflow int(), 1e-300 s would make every cut its own segment
+        self.window_ms = (int(round(clamp(self.segment.interval, MIN_INTERVAL_S, MAX_SECONDS) * 1000))
+                          if self.segment.mode == 1 else 0)
         self.counts: dict[str, int] = {}
         self.stopped = False
         self._open: _Open | None = None

@@ -15,11 +15,13 @@ class ArgusError(Exception):
     status: int = 500
     message: str = "internal error"
 
-    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+    def __init__(self, message: str | None = None, *, detail: str = "", public: bool = False) -> None:
         if message is not None:
             self.message = message
-        #: extra context for logs only; never shown to clients.
+        #: extra context for logs; shown to clients (as ``detail``, CONTRACT §14) only when ``public``
         self.detail = detail
+        #: the detail is written for the client and safe to show (no paths, addresses or internals)
+        self.public = public
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -27,11 +29,13 @@ class ArgusError(Exception):
         return f"{self.message} ({self.detail})" if self.detail else self.message
 
     def __reduce__(self):  # keep message/detail across process boundaries (pickling)
-        return (_rebuild, (type(self), self.message, self.detail))
+        return (_rebuild, (type(self), self.message, self.detail, self.public))
 
 
-def _rebuild(cls: type[ArgusError], message: str, detail: str) -> ArgusError:
-    return cls(message, detail=detail)
+def _rebuild(cls: type[ArgusError], message: str, detail: str, public: bool = False) -> ArgusError:
+    err = cls(message, detail=detail)
+    err.public = public
+    return err
 
 
 class InvalidRequest(ArgusError):

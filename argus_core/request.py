@@ -27,6 +27,16 @@ DEFAULT_MAX_INTERVAL = 10.0
 #: Schemes a request may name (CONTRACT §1). A bare path (no scheme) is a local file for embedders/CLI;
 #: the HTTP adapter applies its own, stricter policy on top.
 ALLOWED_SCHEMES = frozenset({"", "file", "http", "https", "rtmp", "rtsp", "srt"})
+#: Upper bound of every time a request names (``ss``, ``t``, ``segment.interval``, ``live.timeout``), in s:
+#: about 3 years, far beyond any video (max duration 6 h) or live job, and small enough that every time,
+#: sum of times, ms offset (``int(t * 1000)``) and stream timestamp (``t / time_base``) stays finite and
+#: inside int64 — a bigger value would raise OverflowError deep in the sampler or the aggregators.
+MAX_SECONDS = 1e8
+#: Smallest non-zero sampling interval and segment window: offsets are whole ms (CONTRACT §2), so a finer
+#: grid only names the same frames again (and ``ss / 1e-300`` overflows).
+MIN_INTERVAL_S = 0.001
+#: Upper bound of a count a request names (``terminate`` thresholds).
+MAX_COUNT = 10**9
 
 
 class Attribute(msgspec.Struct, omit_defaults=True):
@@ -141,6 +151,8 @@ def parse_request(
             req = msgspec.json.decode(body, type=VideoRequest)
         else:
             req = msgspec.convert(body, type=VideoRequest)
+    except RecursionError:
+        raise InvalidRequest(detail="JSON nested too deeply", public=True) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         if _ops_missing(body):
             raise EmptyOp(detail=str(exc)) from None
@@ -181,10 +193,22 @@ def sampling_of(req: VideoRequest, max_gap: float = 10.0) -> Sampling:
     return Sampling(mode=vf.mode, interval=vf.interval, ss=vf.ss or 0.0, t=vf.t or None, max_gap=max_gap)
 
 
+def bounded(s: Sampling) -> Sampling:
+    """``s`` with every time inside the bounds :func:`parse_request` enforces (a no-op for a parsed request;
+    a guard for a :class:`Sampling` an embedder builds directly)."""
+    interval = clamp(s.interval, MIN_INTERVAL_S, MAX_SECONDS)
+    ss = clamp(s.ss, 0.0, MAX_SECONDS)
+    t = clamp(s.t, 0.0, MAX_SECONDS) if s.t else None
+    gap = clamp(s.max_gap, 0.0, MAX_SECONDS)
+    if (interval, ss, t, gap) == (s.interval, s.ss, s.t, s.max_gap):
+        return s
+    return Sampling(mode=s.mode, interval=interval, ss=ss, t=t, max_gap=gap)
+
+
 def _ops_missing(body: Any) -> bool:
     try:
         obj = msgspec.json.decode(body) if isinstance(body, (bytes, str)) else body
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
     return isinstance(obj, dict) and not obj.get("ops")
 
@@ -214,26 +238,35 @@ def _normalise_aliases(req: VideoRequest) -> None:
         op.segment_hook_url = None
 
 
-def _finite(x: float | None) -> bool:
-    return x is None or math.isfinite(x)
+def clamp(x: float, lo: float, hi: float) -> float:
+    """``x`` inside ``[lo, hi]``; NaN gives ``lo``, ±inf the nearer bound. For code that takes a
+    :class:`Sampling` or segment parameters from an embedder directly, past :func:`parse_request`."""
+    if math.isnan(x):
+        return lo
+    return min(max(x, lo), hi)
+
+
+def _time_ok(x: float | None) -> bool:
+    """None, or a finite time in ``[0, MAX_SECONDS]``."""
+    return x is None or (math.isfinite(x) and 0 <= x <= MAX_SECONDS)
 
 
 def _resolve_vframe(req: VideoRequest, max_interval: float) -> None:
     vf = req.params.vframe or VFrame()
-    if not (_finite(vf.interval) and _finite(vf.ss) and _finite(vf.t)):
-        raise InvalidRequest(detail="non-finite vframe value")
     mode = 1 if vf.mode is None else vf.mode
     if mode not in (0, 1):
         raise InvalidMode()
     interval = vf.interval
     if interval is not None and not (0 <= interval <= max_interval):
-        raise InvalidInterval(max_interval)
+        raise InvalidInterval(max_interval, detail=f"interval {interval!r} outside [0, {max_interval:g}] s")
+    if interval and interval < MIN_INTERVAL_S:
+        raise InvalidInterval(max_interval, detail=f"interval below {MIN_INTERVAL_S} s (offsets are whole ms)")
     if not interval:
         interval = DEFAULT_INTERVAL
-    if vf.ss is not None and vf.ss < 0:
-        raise InvalidStartTime()
-    if vf.t is not None and vf.t < 0:
-        raise InvalidDuration()
+    if not _time_ok(vf.ss):
+        raise InvalidStartTime(detail=f"ss must be in [0, {MAX_SECONDS:g}] s")
+    if not _time_ok(vf.t):
+        raise InvalidDuration(detail=f"t must be in [0, {MAX_SECONDS:g}] s")
     req.params.vframe = VFrame(mode=mode, interval=float(interval), ss=vf.ss or 0.0, t=vf.t or None)
 
 
@@ -241,9 +274,14 @@ def _check_segment(req: VideoRequest) -> None:
     seg = req.params.segment or SegmentParams()
     if seg.mode not in (0, 1):
         raise InvalidRequest(detail="segment.mode must be 0 or 1")
-    if seg.mode == 1 and not (seg.interval > 0 and math.isfinite(seg.interval)):
-        raise InvalidRequest(detail="segment.interval must be > 0 in mode 1")
+    if seg.mode == 1 and not (MIN_INTERVAL_S <= seg.interval <= MAX_SECONDS):
+        raise InvalidRequest(detail=f"segment.interval must be in [{MIN_INTERVAL_S}, {MAX_SECONDS:g}] s in mode 1")
+    if not _time_ok(seg.interval):
+        raise InvalidRequest(detail=f"segment.interval must be in [0, {MAX_SECONDS:g}] s")
     req.params.segment = seg
+    live = req.params.live
+    if live is not None and live.timeout is not None and not (0 < live.timeout <= MAX_SECONDS):
+        raise InvalidRequest(detail=f"live.timeout must be in (0, {MAX_SECONDS:g}] s")
 
 
 def _check_live(req: VideoRequest) -> None:
@@ -258,5 +296,5 @@ def _check_op_params(p: OpParams) -> None:
             raise InvalidRequest(detail="non-finite label score")
     if p.terminate is not None:
         for label, limit in p.terminate.labels.items():
-            if limit < 0:
-                raise InvalidRequest(detail=f"terminate max for {label!r} < 0")
+            if not 0 <= limit <= MAX_COUNT:
+                raise InvalidRequest(detail=f"terminate max for {label!r} not in [0, {MAX_COUNT}]")

@@ -8,14 +8,22 @@
 The SDKs differ slightly (the Go SDK always writes a Content-Type line and signs only form/JSON bodies;
 older ones send no X-Qiniu-* lines), so the server accepts any of those variants. Comparison is
 constant-time. :func:`sign_request` is the client side, used by ``argus worker --queue-url`` and tests.
+
+Two rules on top (issue 10): a request whose body the matching signature does not cover is refused (without a
+Content-Type the SDKs sign no body, so a token made for body A would carry body B), and a signed
+``X-Qiniu-Date`` (``20060102T150405Z``, UTC) must lie within ``max_skew`` seconds of the server's clock, so a
+captured request cannot be replayed later; ``require_date`` makes the header mandatory. A date the
+signature does not cover is refused too (anyone could write a fresh one).
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
-from typing import Iterable, Mapping, Sequence
+import time
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .config import KeyPair
 
@@ -70,11 +78,35 @@ def canonical_header(name: str) -> str:
     return "-".join(p.capitalize() for p in name.replace("_", "-").split("-"))
 
 
+def body_signed(content_type: str, body: bytes, *, always_ct: bool = False,
+                body_types: Iterable[str] | None = None) -> bool:
+    """Whether :func:`signing_string` with these options includes ``body`` (an empty body always counts)."""
+    if not body:
+        return True
+    ct = content_type or (FORM if always_ct else "")
+    base_ct = ct.split(";")[0].strip().lower()
+    if body_types is not None:
+        return base_ct in body_types
+    return bool(ct) and base_ct != OCTET
+
+
+def parse_qiniu_date(value: str) -> float | None:
+    """``20060102T150405Z`` → POSIX seconds (None if malformed)."""
+    try:
+        return float(calendar.timegm(time.strptime(value.strip(), "%Y%m%dT%H%M%SZ")))
+    except (ValueError, OverflowError):
+        return None
+
+
 class Authenticator:
     """Verifies tokens against the configured key pairs."""
 
-    def __init__(self, keys: Iterable[KeyPair]) -> None:
+    def __init__(self, keys: Iterable[KeyPair], *, max_skew: float = 900.0, require_date: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self.keys = {k.access_key: k for k in keys}
+        self.max_skew = max_skew
+        self.require_date = require_date
+        self.clock = clock
 
     @property
     def enabled(self) -> bool:
@@ -91,6 +123,7 @@ class Authenticator:
         # Unknown keys still cost one HMAC, so timing does not tell which access keys exist.
         secret = key.secret_key if key else "\0" * 40
         qh = [(canonical_header(n), v) for n, v in headers.items() if n.lower().replace("_", "-").startswith("x-qiniu-")]
+        date = next((v for n, v in qh if n == "X-Qiniu-Date"), None)
         variants = [
             dict(qiniu_headers=qh),
             dict(qiniu_headers=(), always_ct=False),
@@ -101,11 +134,22 @@ class Authenticator:
         ok = False
         seen: set[bytes] = set()
         for v in variants:
-            data = signing_string(method, path, query, host, content_type, v.pop("qiniu_headers"), body, **v)
+            signed_qh = v.pop("qiniu_headers")
+            data = signing_string(method, path, query, host, content_type, signed_qh, body, **v)
             if data in seen:
                 continue
             seen.add(data)
             expected = sign(secret, data).encode()
             # Accept the signature with or without base64 padding.
-            ok |= hmac.compare_digest(expected, given_b) or hmac.compare_digest(expected.rstrip(b"="), given_b)
-        return key if (ok and key is not None) else None
+            match = hmac.compare_digest(expected, given_b) or hmac.compare_digest(expected.rstrip(b"="), given_b)
+            # ... but only a variant that covers the body and, when one was sent, the date
+            covers = body_signed(content_type, body, **v) and (date is None or bool(signed_qh))
+            ok |= match and covers
+        return key if (ok and key is not None and self.fresh(date)) else None
+
+    def fresh(self, date: str | None) -> bool:
+        """Whether an ``X-Qiniu-Date`` value (None: not sent) is acceptable now."""
+        if date is None:
+            return not self.require_date
+        when = parse_qiniu_date(date)
+        return when is not None and abs(self.clock() - when) <= self.max_skew

@@ -186,8 +186,8 @@ def _local_job(args: argparse.Namespace) -> dict[str, Any]:
     from argus_core.errors import ArgusError
 
     from .config import load_settings
-    from .db import Tables, open_database
-    from .jobqueue import JobQueue
+    from .queue.tables import Tables, open_database
+    from .queue.database import JobQueue
 
     settings = load_settings(args)
     tables = Tables(open_database(settings.database_url))

@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True):
     ssrf_allow: list[str] = []
     #: Qiniu key pairs; empty turns auth off (every request is the anonymous uid "").
     auth_keys: list[KeyPair] = []
+    #: seconds a signed X-Qiniu-Date may differ from the server's clock (replay window); 0 checks nothing
+    auth_max_skew: float = 900.0
+    #: refuse signed requests without an X-Qiniu-Date (closes replay for clients that all send one)
+    auth_require_date: bool = False
     #: Standard Webhooks secret (``whsec_<base64>`` or any string); empty sends unsigned callbacks.
     webhook_secret: str = ""
     # -- requests and jobs -------------------------------------------------------------------------
@@ -80,6 +84,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Random extra delay, as a fraction of each delay (0.2 = up to +20 %), so retries do not align.
     callback_jitter: float = 0.2
     callback_senders: int = 4
+    #: Deliveries in flight to one receiver (host:port) at most, so a slow receiver holds at most this many
+    #: of the ``callback_senders`` threads and every other receiver keeps the rest (issue 10).
+    callback_per_receiver: int = 1
     #: How often the sender looks for due deliveries when nothing woke it.
     callback_poll: float = 1.0
     # -- engine ------------------------------------------------------------------------------------

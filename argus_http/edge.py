@@ -65,6 +65,8 @@ def read_body(req: falcon.Request, type_: type[T] | Any, *, required: bool = Tru
         raise InvalidRequest(detail=str(exc)) from None
     except msgspec.DecodeError:
         raise InvalidRequest(detail="body is not JSON") from None
+    except RecursionError:  # msgspec stops at ~1000 levels of nesting (issue 10: was a 500)
+        raise InvalidRequest(detail="JSON nested too deeply") from None
 
 
 def caller_uid(req: falcon.Request) -> str | None:
@@ -180,7 +182,8 @@ def on_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: 
     body = {"error": message}
     # The documented message stays as it is; a client's own mistake (4xx) also says why. Server-side
     # details (5xx) stay in the log: they may name internals.
-    if isinstance(ex, ArgusError) and ex.detail and status < 500:
+    # Request-validation details are about the caller's own request; others only when written for clients.
+    if isinstance(ex, ArgusError) and ex.detail and status < 500 and (ex.public or isinstance(ex, InvalidRequest)):
         body["detail"] = ex.detail
     answer(resp, body, status)
 

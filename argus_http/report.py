@@ -504,7 +504,7 @@ def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: d
     from pathlib import Path
     from urllib.parse import urlsplit
 
-    from .sources import engine_source
+    from .net.sources import engine_source
 
     cache = None
     if job.get("status") in FINAL_STATUSES:

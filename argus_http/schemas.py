@@ -243,6 +243,8 @@ class Health(Struct):
     engine: bool
     ops: list[str]
     uptime_s: float | UnsetType = UNSET
+    #: the engine's readiness (``Engine.health``): ``ok`` plus what is up (issue 10)
+    engine_health: dict[str, Any] | UnsetType = UNSET
 
 
 VideoResult = Annotated[dict[str, OpResult], _doc("op name → {labels, segments}")]

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from . import logs
 from .app import Service, create_app
+from .edge import WORKER_BODY_LIMIT
 from .config import Settings, parse_cli
 from .delivery.sender import Sender
 from .jobs.runner import Runner
@@ -31,6 +32,7 @@ from .queue.database import JobQueue
 from .queue.remote import RemoteQueue
 from .queue.tables import Tables, open_database
 from .save import FrameStore
+from .wsgi_errors import use_json_errors
 
 log = logging.getLogger("argus.server")
 
@@ -42,7 +44,10 @@ def make_engine(settings: Settings, egress: EgressProxy | None = None) -> Any:
     module, _, attr = settings.engine.partition(":")
     factory = getattr(importlib.import_module(module), attr or "Engine")
     wanted = {"decoders": settings.decoders, "workers": settings.inference_workers,
-              "source_options": {"http_proxy": egress.url} if egress is not None else None,
+              "source_options": {**({"http_proxy": egress.url} if egress is not None else {}),
+                                 # nested HLS files stay below the media root too (issue 10)
+                                 **({"argus_media_root": settings.media_root} if settings.media_root else {}),
+                                 "argus_max_download": str(settings.max_download)},
               "models_dir": settings.models_dir, "max_interval": settings.max_interval,
               "max_frames": settings.max_frames, "max_duration": settings.max_duration,
               # face galleries live in the service's data directory
@@ -120,9 +125,12 @@ class Server:
             self.runner.start()
         self._http = waitress.create_server(
             self.app, host=self.s.host, port=self.s.port, threads=self.s.threads, ident="argus",
-            # our own limit answers 413 as JSON; waitress' would answer plain text
-            max_request_body_size=1 << 30, clear_untrusted_proxy_headers=True, channel_timeout=120,
+            # refuse a Content-Length over the largest route limit before reading the body (issue 10);
+            # the Gate applies each route's own limit, and waitress's errors answer JSON (wsgi_errors)
+            max_request_body_size=max(self.s.max_body, WORKER_BODY_LIMIT), clear_untrusted_proxy_headers=True,
+            channel_timeout=120,
         )
+        use_json_errors(self._http)
         self.port = self._http.effective_port
         log.info("listening", extra={"url": f"http://{self.s.host}:{self.port}", "database":
                                      self.s.database_url.split("@")[-1]})
@@ -184,7 +192,7 @@ def _cli_settings(argv: Sequence[str], prog: str, description: str) -> Settings 
 
 def start_engine(settings: Settings, guard: Guard | None = None) -> tuple[Any, EgressProxy]:
     """The engine, and the egress proxy its decoders fetch http(s) sources through (started)."""
-    egress = EgressProxy(guard or Guard(settings.ssrf_allow))
+    egress = EgressProxy(guard or Guard(settings.ssrf_allow), max_bytes=settings.max_download)
     egress.start()
     drop_no_proxy()
     try:

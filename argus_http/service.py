@@ -28,7 +28,8 @@ class Service:
         self.queue = queue
         self.engine = engine
         self.guard = guard or Guard(settings.ssrf_allow)
-        self.auth = Authenticator(settings.auth_keys)
+        self.auth = Authenticator(settings.auth_keys, max_skew=settings.auth_max_skew or float("inf"),
+                                  require_date=settings.auth_require_date)
         self.metrics = metrics or Metrics()
         self.store = store
         self.on_submit = on_submit or (lambda: None)

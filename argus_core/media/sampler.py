@@ -35,7 +35,7 @@ import av
 import av.error
 
 from ..errors import ArgusError, CannotOpen
-from ..request import Sampling
+from ..request import MAX_SECONDS, MIN_INTERVAL_S, Sampling, bounded, clamp
 from .clock import Clock, keyframe_times, ms
 from .source import OpenedVideo, Source, map_av_error, source_for
 
@@ -77,15 +77,18 @@ class Grid:
     """The mode-0 sampling grid ``k·step`` inside ``[start, end)`` (``end`` may be infinite: live sources)."""
 
     def __init__(self, s: Sampling, duration: float | None, max_frames: int = 0, who: int = OPS) -> None:
-        step = s.interval
-        end = s.ss + s.t if s.t else math.inf
+        # bounded again here (parse_request already refuses such values): an embedder's Sampling of
+        # interval 1e-300 or ss 1e15 must not overflow ``ss / step`` or ``k * step * 1000``
+        step = clamp(s.interval, MIN_INTERVAL_S, MAX_SECONDS)
+        ss = clamp(s.ss, 0.0, MAX_SECONDS)
+        end = ss + clamp(s.t, 0.0, MAX_SECONDS) if s.t else math.inf
         if duration is not None:
             end = min(end, duration)
-        if max_frames and math.isfinite(end) and (end - s.ss) / step > max_frames:
+        if max_frames and math.isfinite(end) and (end - ss) / step > max_frames:
             # CONTRACT §11: a grid that would exceed max_frames is widened to spread evenly over the window
-            step = math.ceil((end - s.ss) / max_frames * 1000) / 1000
+            step = math.ceil((end - ss) / max_frames * 1000) / 1000
         self.step, self.end, self.who = step, end, who
-        self.k0 = math.ceil(s.ss / step - 1e-9)
+        self.k0 = math.ceil(ss / step - 1e-9)
 
     def __iter__(self) -> Iterator[tuple[int, float, int]]:
         k = self.k0
@@ -621,12 +624,31 @@ def frames(
     frame_threads: bool | None = None, reopen: Callable[[], OpenedVideo] | None = None,
     tap: Sampling | None = None,
 ) -> Iterator[Sample]:
-    """The frames a plan asks for from an opened video (mode 0 grid ∪ ``tap``, or mode 1 keyframes)."""
+    """The frames a plan asks for from an opened video (mode 0 grid ∪ ``tap``, or mode 1 keyframes).
+
+    ``max_frames`` (CONTRACT §11) bounds every plan: a known-length mode-0 window spreads its grid evenly
+    (:class:`Grid`); keyframes and the grid of an endless source end after ``max_frames`` ops frames (a looped
+    H.264 over HTTP in keyframe mode ran to 14,069 frames before this cap, issue 10)."""
+    s = bounded(s)
     if s.mode == 1:
         if tap is not None:
             raise ValueError("a frame tap needs mode-0 sampling")
-        return iter_keyframes(video, s, stop, reopen)
-    return iter_interval(video, s, stop, max_frames, frame_threads, tap)
+        return _capped(iter_keyframes(video, s, stop, reopen), max_frames)
+    return _capped(iter_interval(video, s, stop, max_frames, frame_threads, tap), max_frames)
+
+
+def _capped(samples: Iterator[Sample], max_frames: int) -> Iterator[Sample]:
+    """``samples`` up to the ``max_frames``-th one the ops asked for (0: no cap); tap-only frames are free."""
+    if not max_frames:
+        yield from samples
+        return
+    count = 0
+    for item in samples:
+        yield item
+        if item.wanted & OPS:
+            count += 1
+            if count >= max_frames:
+                return
 
 
 def sample(

@@ -20,6 +20,7 @@ import av
 import av.error
 
 from ..errors import ArgusError, CannotOpen, OutOfMemory, VideoNotFound
+from .nested import MAX_DOWNLOAD_OPTION, MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
 _UNREACHABLE = {
@@ -27,8 +28,9 @@ _UNREACHABLE = {
     errno.ECONNRESET, errno.EACCES, errno.EPERM,
 }
 
-#: what an http(s) source may lead FFmpeg to open (HLS playlists name further URLs): never a local file
-HTTP_PROTOCOLS = "http,https,tcp,tls,crypto,httpproxy,data"
+#: the most an http(s) source may lead FFmpeg to open, kept for callers that name it; each source now gets the
+#: narrowest list for its own scheme (:func:`.nested.protocols_for`), and HLS resources pass NestedOpener
+HTTP_PROTOCOLS = "http,https,tcp,tls,httpproxy"
 
 
 def local_path(uri: str) -> str | None:
@@ -76,14 +78,28 @@ def open_video(
         if os.path.isdir(path) or os.path.getsize(path) == 0:
             raise CannotOpen(detail=f"empty or not a file: {path}")
     target = path if path is not None else uri
-    options = {} if path is not None else {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6)),
-                                           **(options or {})}
-    if path is None and urlsplit(uri).scheme.lower() in ("http", "https"):
-        options.setdefault("protocol_whitelist", HTTP_PROTOCOLS)
+    options = dict(options or {})
+    media_root = options.pop(MEDIA_ROOT_OPTION, None) or None
+    max_bytes = int(options.pop(MAX_DOWNLOAD_OPTION, 0) or 0)
+    proxy = options.get("http_proxy") or None
+    if path is not None:
+        options = {}
+    else:
+        options = {"reconnect": "1", "rw_timeout": str(int(timeout * 1e6)), **options}
+    extra: dict = {}
+    if is_hls(uri):
+        # every playlist, segment and key passes NestedOpener's guard (issue 10)
+        extra["io_open"] = NestedOpener(uri, timeout, proxy, media_root, max_bytes)
+        options["format_whitelist"] = hls_formats()
+    else:
+        options["protocol_whitelist"] = protocols_for(uri, proxied=proxy is not None)
+        options["format_whitelist"] = flat_formats()
     try:
-        container = av.open(target, mode="r", timeout=(timeout, timeout), options=options)
+        container = av.open(target, mode="r", timeout=(timeout, timeout), options=options, **extra)
     except ArgusError:
         raise
+    except Refused as exc:
+        raise VideoNotFound(detail=f"refused: {exc}") from None
     except Exception as exc:
         raise map_av_error(exc) from None
     try:

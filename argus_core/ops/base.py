@@ -15,6 +15,7 @@ from ..runtime.manifest import MODELS_DIR, ModelError, load_manifest
 from ..runtime.precision import pick_folder
 from ..runtime.session import Model
 from ..request import OpParams
+from .params import ParamSpec, check_other
 from ..result import CutOutput
 
 log = logging.getLogger("argus.ops")
@@ -32,6 +33,8 @@ class Op:
     #: model folder names under the models directory this op needs
     models: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: the ``params.other`` keys this op reads and their types/ranges, checked at submit (:meth:`check_params`)
+    other_params: ClassVar[dict[str, ParamSpec]] = {}
 
     def __init__(self, models_dir: Path | None = None, options: dict[str, Any] | None = None) -> None:
         self.models_dir = Path(models_dir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
@@ -49,16 +52,19 @@ class Op:
             out.append(FrameSpec(i.width, i.height, i.resize, i.max_side))
         return tuple(out)
 
+    def check_params(self, params: OpParams) -> None:
+        """Refuse a request whose ``params.other`` this op cannot use (400 ``invalid parameters`` + detail),
+        before any of its frames share a batch with other jobs' frames (issue 10). The default checks the
+        declared :attr:`other_params`; an op with further rules overrides it and calls ``super()``.
+        Called once per request by :func:`argus_core.ops.check_request`."""
+        check_other(self.name, params, self.other_params)
+
     def specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
         """Renditions a job with these params needs (a subset of ``specs()``; by default all of them).
 
         Lets an optional part of an op (a second-opinion model) cost decoder time only when asked for."""
         return self.specs()
 
-    def check_params(self, params: OpParams) -> None:
-        """Raise a 400 :class:`~argus_core.errors.InvalidRequest` (with a message that says what is wrong)
-        when a request's params for this op cannot work; called once per request before it is queued
-        (:func:`argus_core.ops.check_request`). By default every params object is accepted."""
 
     def load(self, providers: list[str] | None = None, threads: int = 1) -> None:
         for m in self.models:

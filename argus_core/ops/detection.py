@@ -25,7 +25,7 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model
 from .image_label import VisionOp, memo_for, round6, spec_of
-from .params import other_float
+from .params import SCORE, other_float
 
 DEFAULT_THRESHOLD = 0.35
 #: per-class minimum scores when the request sets no ``params.other.threshold`` (issue 9, tuned on the real
@@ -121,6 +121,7 @@ def labels_of(dets: Sequence[Detection]) -> list[Label]:
 
 class DetectionOp(VisionOp):
     name = "detection"
+    other_params = {"threshold": SCORE}
     models = ("nanodet",)
     description = ("COCO-80 objects (NanoDet-m 416, GFL decoding, class-aware NMS 0.6); pts in source-frame "
                    "pixels; params.other.threshold (default 0.35)")

@@ -41,6 +41,7 @@ from ..faces.gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
+from .params import SCORE, Text
 
 log = logging.getLogger("argus.ops.faces")
 
@@ -90,6 +91,7 @@ class NotConfigured(RuntimeError):
 
 
 class _FaceSearchOp(Op):
+    other_params = {"threshold": SCORE}
     models = FACE_MODELS
     #: politician: ``value.group`` carries the face's category (``meta["group"]``), no top-level ``review``
     value_group = False
@@ -191,11 +193,13 @@ class _FaceSearchOp(Op):
 
 class FaceGroupSearchOp(_FaceSearchOp):
     name = "face_group_search"
+    other_params = {"threshold": SCORE, "group": Text()}
     description = ("names of people enrolled in the gallery params.other.group (FaceBoxes + BlazeFace + "
                    "FaceRes, cosine ≥ params.other.threshold, default 0.6); unknown faces give no label")
 
     def check_params(self, params: OpParams) -> None:
         """400 when ``params.other.group`` is missing, not a gallery name, or names no gallery."""
+        super().check_params(params)
         group = (params.other or {}).get("group")
         if group is None or group == "":
             raise MissingGroup()

@@ -62,6 +62,7 @@ from ..post.scores import sigmoid, softmax
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model, Op, load_model
+from .params import SCORE, other_float
 
 log = logging.getLogger("argus.ops.generic")
 
@@ -95,6 +96,7 @@ def fit_view(view: np.ndarray, inp: InputSpec, fill: int = 0) -> tuple[np.ndarra
 
 # -- op kinds ------------------------------------------------------------------------------------------------
 class ManifestOp(Op):
+    other_params = {"threshold": SCORE}
     """Common part of the manifest-declared ops (subclassed per manifest by :func:`manifest_ops`)."""
 
     kind: str = ""
@@ -175,7 +177,7 @@ class ClassifierOp(ManifestOp):
         top_k = int(self.p.get("top_k", 5))
         results = []
         for row, prm in zip(probs, params):
-            threshold = float(prm.other.get("threshold", self.p.get("threshold", 0.5)))
+            threshold = other_float(prm, "threshold", float(self.p.get("threshold", 0.5)))
             order = np.argsort(-row, kind="stable")[:top_k]
             conf = [{"index": int(i), "class": self._label(int(i)), "score": round(float(row[i]), 6)}
                     for i in order]
@@ -242,7 +244,7 @@ class DetectorOp(ManifestOp):
         limit = int(self.p.get("max_detections", 100))
         results = []
         for k, (f, prm) in enumerate(zip(frames, params)):
-            threshold = float(prm.other.get("threshold", self.threshold))
+            threshold = other_float(prm, "threshold", float(self.threshold))
             boxes, scores, classes = self._candidates(outs, k, threshold)
             keep = nms(boxes, scores, self.iou, None if agnostic else classes, limit)
             vh, vw = f.views[spec].shape[:2]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..media.renditions import Frame, FrameSpec, centre_crop
 from ..post.scores import softmax, top_k
-from .params import other_float, other_int
+from .params import SCORE, Number, other_float, other_int
 from ..runtime.manifest import Manifest
 from ..request import OpParams
 from ..result import Label
@@ -142,6 +142,7 @@ DEFAULT_THRESHOLD = 0.1
 
 class ImageLabelOp(VisionOp):
     name = "image_label"
+    other_params = {"topk": Number(0, 100000, integer=True), "threshold": SCORE}
     models = ("mobilenetv2",)
     description = ("ImageNet-1k labels (MobileNetV2, centre crop): top-k classes above a threshold; "
                    "params.other.topk (default 5), params.other.threshold (default 0.1)")

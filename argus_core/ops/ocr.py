@@ -32,6 +32,7 @@ from ..runtime.manifest import ModelError
 from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
+from .params import SCORE, Texts, other_float
 from ..runtime.manifest import check_file_hash, package_file
 from ..runtime.session import Model as ManifestModel
 
@@ -107,12 +108,15 @@ def request_keywords(params: OpParams, options: dict[str, Any]) -> list[str]:
         kws = options.get("ocr_keywords") or []
     if isinstance(kws, str):
         kws = [kws]
+    if not isinstance(kws, (list, tuple)):
+        return []  # refused at submit (check_params); never raise inside a shared batch
     return [k for k in kws if isinstance(k, str) and k.strip()]
 
 
 # -- the op -----------------------------------------------------------------------------------------------
 class OcrOp(Op):
     name = "ocr"
+    other_params = {"min_score": SCORE, "keywords": Texts()}
     models = ("rapidocr",)
     description = ("on-screen text lines {texts:[{text, score, pts}]} (RapidOCR PP-OCRv6, Chinese + English); "
                    "labels = keywords found, when params.other.keywords or the ocr_keywords option is set")
@@ -212,7 +216,7 @@ class OcrOp(Op):
     def infer(self, frames: Sequence[Frame], params: Sequence[OpParams]) -> list[CutOutput]:
         results = []
         for f, prm in zip(frames, params):
-            texts = self.read_frames([f], float(prm.other.get("min_score", 0) or 0))[0]
+            texts = self.read_frames([f], other_float(prm, "min_score", 0.0))[0]
             kws = request_keywords(prm, self.options)
             labels = [Label(kw, round(s, 4)) for kw, s in keyword_matches(texts, kws)] if kws else []
             results.append(CutOutput(labels=labels, result={"texts": texts}))

@@ -42,7 +42,7 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
 from ..runtime.session import Model as ManifestModel
-from .params import truthy
+from .params import Choice, Flag, truthy
 
 log = logging.getLogger("argus.ops.pulp")
 
@@ -108,6 +108,7 @@ def average_neighbours(rows: Sequence[np.ndarray]) -> np.ndarray:
 
 class PulpOp(Op):
     name = "pulp"
+    other_params = {"cross_check": Flag(), "ensemble": Choice(("cascade", "full", "off"))}
     models = ("nsfwjs", MID)
     description = ('porn "0" / sexy "1" / normal "2": mean of nsfwjs MobileNetV2, nsfwjs mobilenet_v2_mid and '
                    'open_nsfw (cascade: the last two only where nsfwjs is unsure; params.other.ensemble '

@@ -42,7 +42,7 @@ from ..result import Label
 from .base import CutOutput
 from .detection import SCORE_FLOOR, NanoDet
 from .image_label import VisionOp, classify, round6
-from .params import other_bool, other_float
+from .params import SCORE, Flag, other_bool, other_float
 
 log = logging.getLogger("argus.ops")
 
@@ -214,6 +214,7 @@ def ocr_reader(models_dir: Any, options: Mapping[str, Any]) -> tuple[OcrReader, 
 
 
 class TerrorBase(VisionOp):
+    other_params = {"threshold": SCORE, "detail": Flag()}
     """Gathers the evidence of each frame (no ``name``: not an op itself).
 
     Operator options (``Engine(options=...)``): ``terror_keywords`` (a list, or ``{class: [keywords]}``)

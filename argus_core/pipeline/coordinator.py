@@ -138,6 +138,8 @@ class Coordinator:
         self._wake_r, self._wake_w = wake
         self.stats = {"frames": 0, "decoded": 0, "jobs": 0, "max_lead": 0}
         self.alive = True
+        #: monotonic time of the loop's last turn (it turns at least every second: poll_children's timeout)
+        self.beat = time.monotonic()
 
     # -- API side -------------------------------------------------------------------------------------
     def post(self, cmd: Submit | Cancel | Close) -> None:
@@ -151,6 +153,7 @@ class Coordinator:
     def run(self) -> None:
         try:
             while True:
+                self.beat = time.monotonic()
                 self.poll_children()
                 if not self.run_commands():
                     self.shutdown_jobs()

@@ -8,6 +8,7 @@ stops at the next frame once the parent says ``StopJob`` (every op terminated, c
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -97,13 +98,24 @@ class Decoder:
         self.chan.send(VideoMeta(key, None if video.duration is None else int(video.duration * 1000),
                                  video.width, video.height))
 
+        # an endless source ends at max_duration of media time past ss, and of wall time (CONTRACT §11;
+        # issue 10: a looped stream ran until killed); max_frames is applied by the sampler
+        deadline = time.monotonic() + job.max_duration if job.max_duration else math.inf
+        last_ms = (job.sampling.ss + job.max_duration) * 1000 if job.max_duration else math.inf
+
         def should_stop() -> bool:
             self.drain(block=False)
+            if time.monotonic() > deadline and key not in self.stopped:
+                log.warning("job %s: decoding stopped after max_duration (%s s) of wall time", key, job.max_duration)
+                self.stopped.add(key)
             return key in self.stopped
 
         count = 0
         for item in frames(video, job.sampling, should_stop, max_frames=job.max_frames,
                            frame_threads=job.frame_threads, reopen=source.open):
+            if item.offset_ms > last_ms:
+                log.warning("job %s: decoding stopped at max_duration (%s s) of media time", key, job.max_duration)
+                break
             slot = self.next_slot(key)
             if slot is None:
                 break

@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import secrets
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Mapping
@@ -218,10 +219,27 @@ class Engine:
             job.cancel()
             raise
 
+    #: a coordinator loop that has not turned for this long is stuck (it turns at least once a second)
+    STUCK_AFTER_S = 15.0
+
     @property
     def healthy(self) -> bool:
-        """Whether the engine can serve: open, its coordinator thread running."""
-        return not self._closed and self._coord.alive and self._thread.is_alive()
+        """Whether the engine can serve now (see :meth:`health`)."""
+        return self.health()["ok"]
+
+    def health(self) -> dict[str, Any]:
+        """What an orchestrator's readiness probe needs (issue 10: ``/healthz`` said "ok" over a dead
+        coordinator): ``ok`` only while the engine is open, its coordinator thread runs and has turned within
+        :attr:`STUCK_AFTER_S`, and at least one decoder and one inference worker with its models loaded are
+        alive. A child being restarted after a crash counts as down until it is ready again."""
+        c = self._coord
+        coordinator = (not self._closed and c.alive and self._thread.is_alive()
+                       and time.monotonic() - c.beat < self.STUCK_AFTER_S)
+        decoders = sum(1 for d in self._sup.decoders if d.alive)
+        workers = sum(1 for w in self._sup.workers if w.alive and w.ready)
+        return {"ok": bool(coordinator and decoders and workers and self._ops), "coordinator": coordinator,
+                "decoders": decoders, "decoders_total": self.n_decoders, "workers_ready": workers,
+                "workers_total": self.n_workers, "ops": len(self._ops)}
 
     def stats(self) -> dict[str, int]:
         """Counters: frames decoded/inferred, jobs, child restarts, ``max_lead`` (most frames ever decoded

@@ -1,8 +1,9 @@
 """The inference process: load each op's models once, gather frames into batches across jobs (max batch /
 max wait), run each frame's ops on numpy views of its ring slot (no copy), post small results back.
 
-A failure is confined to what caused it: an op that raises on a batch fails only the frames of that batch
-it was run on (as ``inference failed: <op>``), and the parent fails only their jobs.
+A failure is confined to what caused it: an op that raises on a batch of several jobs' frames runs again job
+by job, so only the frames of the job that makes it fail get ``inference failed: <op>`` (:func:`infer_batch`),
+and the parent fails only that job.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from ..errors import ArgusError, EngineError, ErrorWire, to_wire
 from ..media.renditions import Frame, FrameSpec
@@ -115,30 +116,56 @@ class Worker:
 
     def run_batch(self, batch: list[FrameWork]) -> list[FrameResult]:
         frames = [self.frame(w) for w in batch]
-        outputs: list[dict[str, CutOutput]] = [{} for _ in batch]
-        errors: list[ErrorWire | None] = [None] * len(batch)
-        by_op: dict[str, list[int]] = {}
-        for i, w in enumerate(batch):
-            if w.key not in self.params:
-                continue  # the job ended meanwhile (cancelled, failed or terminated): skip its frames
-            for name in w.ops:
-                by_op.setdefault(name, []).append(i)
-        for name, idx in by_op.items():
-            op = self.ops.get(name)
+        live = [w.key in self.params for w in batch]  # a job that ended meanwhile: skip its frames
+        outputs, errors = infer_batch(self.ops, frames, [w.key for w in batch],
+                                      [w.ops if ok else () for w, ok in zip(batch, live)],
+                                      lambda key, name: self.params[key][name])
+        del frames  # drop ring views before the parent recycles the slots
+        return [FrameResult(w.slot, w.key, w.seq, outputs[i], errors[i]) for i, w in enumerate(batch)]
+
+
+def infer_batch(
+    ops: dict[str, Any], frames: Sequence[Frame], keys: Sequence[int], wanted: Sequence[Sequence[str]],
+    params_of: Callable[[int, str], OpParams],
+) -> tuple[list[dict[str, CutOutput]], list[ErrorWire | None]]:
+    """Run each op once over the frames that want it (frames of several jobs in one batch).
+
+    When an op raises on frames of more than one job, it runs again job by job, so only the frames of the
+    job whose frames (or parameters) make it fail get ``inference failed: <op>`` — one job's bad input never
+    fails the jobs it shared a batch with (issue 10: an ocr job with ``min_score: "abc"`` failed its
+    neighbour). The retry costs one more run of the op on that batch, and only when an op has failed."""
+    outputs: list[dict[str, CutOutput]] = [{} for _ in frames]
+    errors: list[ErrorWire | None] = [None] * len(frames)
+    by_op: dict[str, list[int]] = {}
+    for i, names in enumerate(wanted):
+        for name in names:
+            by_op.setdefault(name, []).append(i)
+    for name, idx in by_op.items():
+        op = ops.get(name)
+        groups = [idx]
+        while groups:
+            group = groups.pop()
             try:
                 if op is None:
                     raise EngineError(detail=f"op {name} not loaded in this worker")
-                outs = op.infer([frames[i] for i in idx], [self.params[batch[i].key][name] for i in idx])
-                for i, out in zip(idx, outs):
+                outs = op.infer([frames[i] for i in group], [params_of(keys[i], name) for i in group])
+                for i, out in zip(group, outs):
                     outputs[i][name] = out
             except Exception as exc:
-                log.exception("op %s failed on a batch of %d", name, len(idx))
+                by_job: dict[int, list[int]] = {}
+                for i in group:
+                    by_job.setdefault(keys[i], []).append(i)
+                if op is not None and len(by_job) > 1:
+                    log.warning("op %s failed on a batch of %d frames of %d jobs (%s: %s); retrying job by job",
+                                name, len(group), len(by_job), type(exc).__name__, exc)
+                    groups.extend(by_job.values())
+                    continue
+                log.exception("op %s failed on %d frames of job %s", name, len(group), keys[group[0]])
                 err = to_wire(exc if isinstance(exc, ArgusError) else
                               EngineError(f"inference failed: {name}", detail=f"{type(exc).__name__}: {exc}"))
-                for i in idx:
+                for i in group:
                     errors[i] = err
-        del frames  # drop ring views before the parent recycles the slots
-        return [FrameResult(w.slot, w.key, w.seq, outputs[i], errors[i]) for i, w in enumerate(batch)]
+    return outputs, errors
 
 
 def worker_main(

@@ -61,6 +61,13 @@ def claim_due(t: Tables, limit: int, hold: float) -> list[Delivery]:
     return [Delivery(r.seq, r.msg_id, r.url, r.body, r.attempts) for r in rows]
 
 
+def defer(t: Tables, seqs: Sequence[int], delay: float) -> None:
+    """Hand claimed rows back, due again in ``delay`` s, without counting an attempt (their receiver is busy)."""
+    if seqs:
+        with t.tx():
+            t.Outbox.update(next_at=dbm.now() + delay).where(t.Outbox.seq.in_(list(seqs))).execute()
+
+
 def mark_delivered(t: Tables, seq: int, status: int) -> None:
     with t.tx():
         t.Outbox.update(status=dbm.DELIVERED, last_status=status, delivered_at=dbm.now(),

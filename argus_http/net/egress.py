@@ -55,10 +55,15 @@ class EgressProxy:
     ``idle_timeout``: a relayed connection with no traffic either way for this long is closed (FFmpeg's own
     ``rw_timeout`` normally fires first)."""
 
-    def __init__(self, guard: Guard, idle_timeout: float = 120.0, connect_timeout: float = 30.0) -> None:
+    def __init__(self, guard: Guard, idle_timeout: float = 120.0, connect_timeout: float = 30.0,
+                 max_bytes: int = 0) -> None:
         self.guard = guard
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
+        #: most bytes one connection may bring in (``max_download``, CONTRACT §11; 0: no cap). An endless
+        #: source is one endless connection (FFmpeg does not reconnect a stream of unknown length).
+        self.max_bytes = max_bytes
+        self.capped = 0
         self.refused = 0
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
@@ -140,7 +145,9 @@ class EgressProxy:
                     upstream.sendall(_origin_request(method, target, version, header_lines) + rest)
             except OSError:
                 return
-            _relay(client, upstream, self.idle_timeout)
+            if _relay(client, upstream, self.idle_timeout, self.max_bytes):
+                self.capped += 1
+                log.warning("egress: %s %s cut at max_download (%d bytes)", method, _redact(url), self.max_bytes)
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
@@ -176,24 +183,30 @@ def _connect(addrs: list[str], port: int, timeout: float) -> socket.socket | Non
     return None
 
 
-def _relay(a: socket.socket, b: socket.socket, idle_timeout: float) -> None:
-    """Copy bytes both ways until either side closes or nothing moves for ``idle_timeout`` s."""
+def _relay(a: socket.socket, b: socket.socket, idle_timeout: float, max_in: int = 0) -> bool:
+    """Copy bytes both ways until either side closes, nothing moves for ``idle_timeout`` s, or more than
+    ``max_in`` bytes came from ``b`` (0: no cap). True when the cap ended it."""
     a.settimeout(idle_timeout)  # a peer that stops reading must not block sendall for ever
     b.settimeout(idle_timeout)
     socks = [a, b]
+    received = 0
     while True:
         ready, _, _ = select.select(socks, [], [], idle_timeout)
         if not ready:
-            return
+            return False
         for src in ready:
             dst = b if src is a else a
             try:
                 data = src.recv(65536)
                 if not data:
-                    return
+                    return False
+                if src is b:
+                    received += len(data)
+                    if max_in and received > max_in:
+                        return True
                 dst.sendall(data)
             except OSError:
-                return
+                return False
 
 
 def _reply(sock: socket.socket, status: int, reason: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import falcon
 
@@ -15,6 +16,18 @@ from ..openapi import document
 from ..service import Service
 
 log = logging.getLogger("argus.http")
+
+
+def engine_health(engine: Any) -> dict[str, Any] | None:
+    """The engine's own readiness (``Engine.health``; None without an engine). A probe that raises is down."""
+    probe = getattr(engine, "health", None)
+    if probe is None:
+        return None
+    try:
+        return dict(probe())
+    except Exception as exc:
+        log.exception("health: engine probe failed")
+        return {"ok": False, "error": type(exc).__name__}
 
 
 class HealthResource:
@@ -30,10 +43,14 @@ class HealthResource:
             log.exception("health: database unavailable")
             db_ok = False
         ops = sorted(svc.known_ops() or [])
-        body = {"status": "ok" if db_ok else "unavailable", "database": db_ok,
+        engine = engine_health(svc.engine)
+        ok = db_ok and (engine is None or engine["ok"])
+        body = {"status": "ok" if ok else "unavailable", "database": db_ok,
                 "engine": svc.engine is not None, "ops": ops,
                 "uptime_s": round(time.time() - svc.started, 1)}
-        answer(resp, body, 200 if db_ok else 503)
+        if engine is not None:
+            body["engine_health"] = engine
+        answer(resp, body, 200 if ok else 503)
 
 
 class MetricsResource:

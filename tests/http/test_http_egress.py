@@ -210,7 +210,7 @@ def test_make_engine_hands_ffmpeg_the_proxy(tmp_path):
 
     with EgressProxy(Guard([])) as p:
         got = make_engine(settings_for(tmp_path, engine="test_http_egress:_record_engine"), p)
-        assert got["source_options"] == {"http_proxy": p.url}
+        assert got["source_options"]["http_proxy"] == p.url  # plus argus_* bounds (max_download, media root)
 
 
 def test_saved_frames_are_fetched_through_the_proxy(servers, proxy):
