@@ -130,17 +130,19 @@ class InvalidGroup(InvalidRequest):
 
 
 class MissingGroup(InvalidRequest):
-    """``face_group_search`` without ``params.other.group``."""
+    """``face_group_search`` without ``params.other.group`` (the documented 400, the reason as detail)."""
 
-    message = "face_group_search needs params.other.group: the name of a face gallery"
+    def __init__(self, message: str | None = None, *, detail: str = "", public: bool = True) -> None:
+        super().__init__(message, detail=detail or "face_group_search needs params.other.group: the name of a "
+                                                   "face gallery", public=public)
 
 
 class UnknownGroup(InvalidRequest):
     """``face_group_search`` naming a gallery that does not exist (400: the request is wrong, not a URL)."""
 
     def __init__(self, group: str = "", *, detail: str = "") -> None:
-        super().__init__(f"face_group_search: group {group!r} not found" if group else "group not found",
-                         detail=detail)
+        super().__init__(detail=detail or (f"face_group_search: group {group!r} not found" if group
+                                           else "group not found"), public=True)
 
     def __reduce__(self):
         return (_rebuild, (InvalidRequest, self.message, self.detail))

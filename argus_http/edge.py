@@ -62,11 +62,11 @@ def read_body(req: falcon.Request, type_: type[T] | Any, *, required: bool = Tru
     try:
         return _decoder(type_).decode(body)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(detail=str(exc)) from None
+        raise InvalidRequest(detail=str(exc), public=True) from None  # about the caller's own body
     except msgspec.DecodeError:
         raise InvalidRequest(detail="body is not JSON") from None
     except RecursionError:  # msgspec stops at ~1000 levels of nesting (issue 10: was a 500)
-        raise InvalidRequest(detail="JSON nested too deeply") from None
+        raise InvalidRequest(detail="JSON nested too deeply", public=True) from None
 
 
 def caller_uid(req: falcon.Request) -> str | None:
@@ -182,8 +182,9 @@ def on_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: 
     body = {"error": message}
     # The documented message stays as it is; a client's own mistake (4xx) also says why. Server-side
     # details (5xx) stay in the log: they may name internals.
-    # Request-validation details are about the caller's own request; others only when written for clients.
-    if isinstance(ex, ArgusError) and ex.detail and status < 500 and (ex.public or isinstance(ex, InvalidRequest)):
+    # Only details written for clients (``public``) reach them: others may name paths, addresses or
+    # internals and stay in the log. (The CLI, a local user's tool, prints every detail.)
+    if isinstance(ex, ArgusError) and ex.detail and status < 500 and ex.public:
         body["detail"] = ex.detail
     answer(resp, body, status)
 

@@ -54,7 +54,7 @@ class Finish(Struct):
 
 class SegmentEvent(Struct, tag_field="type", tag="segment"):
     op: str
-    index: int = 0
+    index: Annotated[int, Meta(ge=0, le=2**31 - 1)] = 0  #: the op's segment number (issue 10: was unchecked)
     result: Object | None = None
 
 

@@ -30,8 +30,8 @@ def ops(tmp_path):
 @pytest.mark.parametrize("other, message", [
     (None, "face_group_search needs params.other.group: the name of a face gallery"),
     ({}, "face_group_search needs params.other.group: the name of a face gallery"),
-    ({"group": ""}, "face_group_search needs params.other.group: the name of a face gallery"),
-    ({"group": 7}, "face_group_search: params.other.group must be a string (a gallery name)"),
+    ({"group": ""}, "params.other.group"),  # the declared type check speaks first (ops/params.py)
+    ({"group": 7}, "params.other.group"),
     ({"group": "../etc"}, "face_group_search: params.other.group is not a valid gallery name "
                           "(letters, digits, '_', '-', '.')"),
     ({"group": "nobody"}, "face_group_search: group 'nobody' not found"),
@@ -40,7 +40,8 @@ def test_bad_group_is_400_with_message(ops, other, message):
     with pytest.raises(InvalidRequest) as info:
         check_request(_req(other), ops)
     assert info.value.status == 400
-    assert info.value.message == message
+    assert info.value.message == "invalid parameters"  # the documented 400; the reason says what is wrong
+    assert message in info.value.detail
 
 
 def test_existing_group_passes(ops):

@@ -126,8 +126,14 @@ def test_bad_op_params_refused_at_submit(op, other):
     ("terror", {"detail": True, "threshold": 0.5}), ("face_group_search", {"group": "staff"}),
     ("ocr", {"min_score": None}),
 ])
-def test_good_op_params_pass(op, other):
-    create_op(op).check_params(OpParams(other=other))
+def test_good_op_params_pass(op, other, tmp_path):
+    options = {}
+    if op == "face_group_search":  # the group must exist too (tests/test_face_group_params.py)
+        from argus_core.faces.gallery import GalleryStore
+
+        GalleryStore(tmp_path).create_group(other["group"])
+        options = {"galleries_dir": str(tmp_path)}
+    create_op(op, None, options).check_params(OpParams(other=other))
 
 
 # -- an op failure on a mixed batch -------------------------------------------------------------------------

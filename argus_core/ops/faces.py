@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ArgusError, InvalidGroup, MissingGroup, UnknownGroup
+from ..errors import ArgusError, InvalidRequest, MissingGroup, UnknownGroup
 from ..faces.pipeline import DETECT_SPEC, FacePipeline
 from ..media.renditions import Frame, FrameSpec
 from ..faces.gallery import DEFAULT_THRESHOLD, GalleryStore, Match, check_group_name, needs_review
@@ -199,17 +199,18 @@ class FaceGroupSearchOp(_FaceSearchOp):
 
     def check_params(self, params: OpParams) -> None:
         """400 when ``params.other.group`` is missing, not a gallery name, or names no gallery."""
-        super().check_params(params)
+        super().check_params(params)  # the declared params.other keys, their types first
         group = (params.other or {}).get("group")
         if group is None or group == "":
             raise MissingGroup()
         if not isinstance(group, str):
-            raise InvalidGroup("face_group_search: params.other.group must be a string (a gallery name)")
+            raise InvalidRequest(detail="face_group_search: params.other.group must be a string (a gallery name)",
+                                 public=True)
         try:
             check_group_name(group)
         except ArgusError:
-            raise InvalidGroup("face_group_search: params.other.group is not a valid gallery name "
-                               "(letters, digits, '_', '-', '.')") from None
+            raise InvalidRequest(detail="face_group_search: params.other.group is not a valid gallery name "
+                                        "(letters, digits, '_', '-', '.')", public=True) from None
         store = self.store or GalleryStore(options=self.options, models_dir=self.models_dir)
         if not store.has_group(group):
             raise UnknownGroup(group)

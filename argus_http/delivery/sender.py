@@ -55,11 +55,11 @@ def post(guard: Guard, url: str, body: bytes, headers: dict[str, str], timeout: 
         resp = conn.getresponse()
         resp.read(65536)
         if expired.is_set():
-            raise TimeoutError(f"no complete answer within {timeout} s")
+            raise TimeoutError(f"timed out: no complete answer within {timeout} s")
         return resp.status
     except (OSError, http.client.HTTPException):
         if expired.is_set():
-            raise TimeoutError(f"no complete answer within {timeout} s") from None
+            raise TimeoutError(f"timed out: no complete answer within {timeout} s") from None
         raise
     finally:
         timer.cancel()

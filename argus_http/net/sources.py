@@ -28,7 +28,7 @@ HOOK_SCHEMES = frozenset({"http", "https"})
 def local_file(uri: str, media_root: str) -> str:
     """The absolute path of a ``file://`` URI inside ``media_root``; raises ``invalid parameters``."""
     if not media_root:
-        raise InvalidRequest(detail="file:// URIs are disabled (no media root configured)")
+        raise InvalidRequest(detail="file:// URIs are disabled (no media root configured)", public=True)
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost"):
         raise InvalidRequest(detail="file:// URI with a host")

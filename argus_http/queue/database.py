@@ -162,7 +162,7 @@ class JobQueue:
                 seen = I.get_or_none((I.uid == uid) & (I.key == idempotency_key))
                 if seen is not None:
                     if seen.body_sha256 != digest:
-                        raise IdempotencyConflict(detail=f"key {idempotency_key!r} belongs to job {seen.job_id}")
+                        raise IdempotencyConflict(detail=f"key {idempotency_key!r} belongs to job {seen.job_id}", public=True)
                     return seen.job_id
                 I.insert(uid=uid, key=idempotency_key, body_sha256=digest, job_id=job_id, created_at=ts).execute()
             self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=body, hooks=hooks,

@@ -24,7 +24,7 @@ def idempotency_key(req: falcon.Request) -> str | None:
     if key is None:
         return None
     if not (0 < len(key) <= 255 and key.isprintable()):
-        raise InvalidRequest(detail="Idempotency-Key must be 1-255 printable characters")
+        raise InvalidRequest(detail="Idempotency-Key must be 1-255 printable characters", public=True)
     return key
 
 

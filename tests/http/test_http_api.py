@@ -54,7 +54,7 @@ def test_sync_result_shape(api, short_video: Path) -> None:
 def test_request_validation_errors(api, body, message: str) -> None:
     """§1/§2: documented 400 messages."""
     st, _, out = api.call("POST", "/v1/video/v1", body)
-    assert (st, out) == (400, {"error": message})
+    assert (st, out["error"]) == (400, message) and set(out) <= {"error", "detail"}  # detail: issue 13
 
 
 def test_bare_path_and_file_outside_media_root_refused(api, tmp_path: Path, short_video: Path) -> None:
@@ -70,7 +70,9 @@ def test_bare_path_and_file_outside_media_root_refused(api, tmp_path: Path, shor
 def test_file_scheme_refused_without_media_root(tmp_path: Path, engine, short_video: Path) -> None:
     with running_server(tmp_path, engine) as (_, client):
         st, _, out = client.call("POST", "/v1/video/v1", video_body(uri(short_video)))
-        assert (st, out) == (400, {"error": "invalid parameters"})
+        # the documented message, and (issue 13) the reason, which used to be only in the server's log
+        assert (st, out) == (400, {"error": "invalid parameters",
+                                   "detail": "file:// URIs are disabled (no media root configured)"})
 
 
 def test_media_errors(api, media_dir: Path) -> None:

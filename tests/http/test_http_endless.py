@@ -12,8 +12,8 @@ import pytest
 
 from argus_core.errors import ArgusError
 from argus_core.media.source import open_video
-from argus_http.egress import EgressProxy
-from argus_http.ssrf import Guard
+from argus_http.net.egress import EgressProxy
+from argus_http.net.ssrf import Guard
 from conftest import make_video
 
 

@@ -8,11 +8,11 @@ import threading
 import time
 from pathlib import Path
 
-from argus_http import db as dbm
-from argus_http import outbox
-from argus_http.db import Tables, open_database
-from argus_http.sender import Sender, receiver_of
-from argus_http.ssrf import Guard
+from argus_http.queue import tables as dbm
+from argus_http.delivery import outbox
+from argus_http.queue.tables import Tables, open_database
+from argus_http.delivery.sender import Sender, receiver_of
+from argus_http.net.ssrf import Guard
 
 from conftest import Receiver, settings_for
 

@@ -16,8 +16,8 @@ import pytest
 from argus_core.errors import ArgusError
 from argus_core.media.nested import flat_formats, protocols_for
 from argus_core.media.source import open_video
-from argus_http.egress import EgressProxy
-from argus_http.ssrf import Guard
+from argus_http.net.egress import EgressProxy
+from argus_http.net.ssrf import Guard
 from conftest import make_video, running_server, video_body
 from test_http_egress import Origin
 
