@@ -259,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _analyze_parser(sub)
     _report_parser(sub)
+    from .abstract_cli import add_parser as _abstract_parser, cmd_abstract
+
+    _abstract_parser(sub)
     m = sub.add_parser("models", help="list ops, models, licences and whether each is ready; "
                                       "`argus models check [--write] models/<name>` verifies a model")
     m.add_argument("--json", action="store_true")
@@ -279,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_analyze(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "abstract":
+        return cmd_abstract(args)
     if args.command == "demo":
         return cmd_demo(args)
     return cmd_models(args)

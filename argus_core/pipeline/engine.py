@@ -271,6 +271,22 @@ class Engine:
         return {"decoders": [d.proc.pid for d in self._sup.decoders],
                 "workers": [w.proc.pid for w in self._sup.workers]}
 
+    def abstract(self, source: str, layers: Any = (0, 1, 2), language: str = "zh", video_type: str | None = None,
+                 progress: Any = None, stop: Any = None, *, task_id: str | None = None,
+                 enable_person_name: bool = False, person_gallery: str | None = None) -> dict:
+        """A video abstract of ``source`` (CONTRACT §12): the GET response body, run in the calling thread in
+        one decode pass (:mod:`argus_core.abstract.run`; the ops run in this process, loaded once).
+        ``progress(Progress)``; ``stop()`` → True ends decoding at the next frame (raises ``Cancelled``)."""
+        from ..abstract import run as abstract_run
+
+        opts = abstract_run.Options(layers=abstract_run.parse_layers(layers), language=language,
+                                    video_type=video_type or "general", enable_person_name=enable_person_name,
+                                    person_gallery=person_gallery, max_duration_s=self.max_duration)
+        models = abstract_run.shared_models(self.models_dir, self.options, self.threads)
+        return abstract_run.get_response(source, task_id or secrets.token_hex(10), opts, models=models,
+                                         progress=progress, stop=stop, timeout=self.open_timeout,
+                                         source_options=self.source_options)
+
     @property
     def galleries(self) -> Any:
         """Face galleries (:class:`argus_core.faces.gallery.GalleryStore`, created on first use) under

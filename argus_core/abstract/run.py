@@ -1,0 +1,618 @@
+"""A whole video abstract in one decode pass (issue 11, CONTRACT §12): shots, features, scenes, clips, texts.
+
+One call of the sampler's decode loop (:func:`argus_core.media.sampler.frames`) serves two consumers: the
+*tap* grid (64×36 frames every ``tap_step_s``, 100 ms) feeds :class:`~.shots.ShotDetector`, the *op* grid
+(every ``op_step_s``, 400 ms — a subset of the tap grid, so it costs no extra decoding, and as long as the
+shortest shot, so every shot holds one) fills a bounded buffer of decoded frames. Each time the detector
+decides a boundary (cuts refined on their window's dense frames, as :func:`~.drive.refine_in` does), the shot
+before it is closed: up to ``frames_per_shot`` of its buffered frames are converted to the models' sizes and
+run through the ops in this process (``image_label`` tags, ``detection`` COCO classes, face detection — and
+gallery names with ``enablePersonName`` — and ``ocr`` lines), then dropped. Memory stays flat in the length:
+the buffer keeps the last few seconds and thins older frames (:func:`~.evidence.thin_keep`).
+
+After the pass: scenes (:func:`~.scenes.group_scenes` over the shots' colour histograms), clips
+(:func:`~.clips.segment_clips`), programme, and a grounded text per item (:func:`~.text.write_text`). The
+result is the GET response of CONTRACT §12 (``clipResults`` with ``contentId = <taskId>_<level>_<index>``)
+plus the §14 extras on shots (confidence, frames, SMPTE timecodes, transition, keyframe) and the technical
+cues as level-3 siblings.
+
+Errors are the seed's (``InvalidMedia``, ``TimeOut``, ``InternalError``: :class:`AbstractError`); a stop
+request ends decoding at the next frame and raises :class:`~argus_core.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import av
+import av.error
+import msgspec
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
+
+from ..errors import ArgusError, Cancelled, CannotOpen, VideoNotFound
+from ..media.renditions import Converter, Frame, unique_specs
+from ..media.sampler import TAP, frames as sample_frames
+from ..media.source import Source, map_av_error, source_for
+from ..request import OpParams, Sampling
+from .clips import SceneEvidence, programme, segment_clips
+from .drive import SMALL
+from .evidence import Seen, merge, shot_evidence, spread, thin_keep, tokens
+from .scenes import ShotFeatures, group_scenes, shot_histograms
+from .shots import Boundary, Params, Shot, ShotDetector, refine_cut, shots_from, smpte
+from .text import Evidence, TextWriter, write_text
+
+log = logging.getLogger("argus.abstract")
+
+LAYERS = (0, 1, 2, 3)
+DEFAULT_LAYERS = (0, 1, 2)
+VIDEO_TYPES = ("news", "tv_play", "tv_show", "general")
+#: the seed's media limits: at least 30×30, at most 6 h
+MIN_SIDE = 30
+MAX_DURATION_S = 6 * 3600.0
+
+
+# -- errors (the seed's codes) -------------------------------------------------------------------------
+class AbstractError(ArgusError):
+    """An abstract that ended in ERROR: ``code`` and ``message`` as the seed's error table."""
+
+    status = 500
+    code = "InternalError"
+    message = "service internal error, please retry"
+
+    def __init__(self, message: str | None = None, *, detail: str = "", code: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        if code is not None:
+            self.code = code
+
+    def __reduce__(self):
+        return (_rebuild_abstract, (type(self), self.message, self.detail, self.code))
+
+
+def _rebuild_abstract(cls: type, message: str, detail: str, code: str) -> "AbstractError":
+    return cls(message, detail=detail, code=code)
+
+
+class InvalidMedia(AbstractError):
+    status = 400
+    code = "InvalidMedia"
+    message = "get media info failure"
+
+
+LIMIT_EXCEEDED = "media duration/resolution exceeds limit"
+NO_VIDEO = "invalid audio or video"
+
+
+class TimeOut(AbstractError):
+    status = 504
+    code = "TimeOut"
+    message = "analyze time out, please retry"
+
+
+def as_abstract_error(exc: BaseException) -> AbstractError | Cancelled:
+    """Any failure of an abstract → the seed's error (a cancellation stays a :class:`Cancelled`)."""
+    if isinstance(exc, (AbstractError, Cancelled)):
+        return exc
+    if isinstance(exc, CannotOpen):
+        no_video = "no video stream" in exc.detail or "no size" in exc.detail or "no decodable" in exc.detail
+        return InvalidMedia(NO_VIDEO if no_video else None, detail=exc.detail)
+    if isinstance(exc, VideoNotFound):
+        return InvalidMedia(detail=exc.detail or exc.message)
+    return AbstractError(detail=f"{type(exc).__name__}: {exc}")
+
+
+def time_limit_s(duration_s: float | None) -> float:
+    """The seed's TimeOut limit by duration: < 3 min → 15 min, < 10 min → 30 min, < 30 min → 1 h, else
+    2 h + half the duration."""
+    d = duration_s or 0.0
+    if d < 180:
+        return 900.0
+    if d < 600:
+        return 1800.0
+    if d < 1800:
+        return 3600.0
+    return 7200.0 + d / 2
+
+
+class Options(msgspec.Struct, frozen=True):
+    """How to abstract. ``features`` False: shots only (no models, no op grid)."""
+
+    layers: tuple[int, ...] = DEFAULT_LAYERS
+    language: str = "zh"
+    video_type: str = "general"
+    enable_person_name: bool = False
+    person_gallery: str | None = None
+    tap_step_s: float = 0.1
+    op_step_s: float = 0.4
+    frames_per_shot: int = 3
+    features: bool = True
+    time_limit_s: float | None = None
+    max_duration_s: float = MAX_DURATION_S
+    buffer_cap: int = 24
+    fast_decode: bool = True
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """An abstract's progress: ``percent`` 0–100 (never decreases), the media offset reached, shots closed."""
+
+    percent: int
+    offset_ms: int = 0
+    shots: int = 0
+    duration_ms: int = 0    #: the video's length once known (0: not known)
+
+
+# -- the models, in this process ----------------------------------------------------------------------
+class FeatureModels:
+    """The ops an abstract runs on a shot's frames, loaded once per process (thread-safe ``see``).
+
+    Built from :func:`argus_core.ops.create_op` (the same op classes, models and decoding as jobs); an op
+    whose models are missing is left out (``unavailable`` says why) and its part of the evidence is empty."""
+
+    def __init__(self, models_dir: str | Path | None = None, options: dict[str, Any] | None = None,
+                 threads: int = 1) -> None:
+        from ..faces.pipeline import DETECT_SPEC
+        from ..ops import create_op
+        from ..ops.faces import shared_pipeline
+        from ..runtime.manifest import MODELS_DIR
+
+        mdir = Path(models_dir) if models_dir else None
+        self.options = dict(options or {})
+        self.ops: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+        self._lock = threading.Lock()
+        for name in ("image_label", "detection", "ocr", "face_group_search"):
+            try:
+                op = create_op(name, mdir, self.options)
+                op.load(threads=threads)
+                self.ops[name] = op
+            except Exception as exc:   # a missing model only removes its part of the evidence
+                self.unavailable[name] = f"{type(exc).__name__}: {exc}"
+        self.faces = None
+        try:
+            root = Path(mdir or os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR)
+            self.faces = shared_pipeline(root, None, threads)
+        except Exception as exc:
+            self.unavailable["faces"] = f"{type(exc).__name__}: {exc}"
+        self.detect_spec = DETECT_SPEC
+        specs = [s for op in self.ops.values() for s in op.specs()]
+        if self.faces is not None:
+            specs.append(DETECT_SPEC)
+        self.specs = unique_specs(specs)
+
+    def see(self, frames: Sequence[Frame], gallery: str | None = None, halt: Callable[[], bool] = lambda: False
+            ) -> tuple[list[Seen], list[list[float] | None]]:
+        """Per frame: what the models saw, and the ImageNet probability vector (None without the op).
+        ``halt()`` is checked before each op, and before each frame of the face and OCR models (a cancel
+        waits for one of those on one frame, not for the shot)."""
+        n = len(frames)
+        tags: list[list[tuple[str, float]]] = [[] for _ in frames]
+        objects: list[list[str]] = [[] for _ in frames]
+        persons = [0] * n
+        faces = [0] * n
+        names: list[list[str]] = [[] for _ in frames]
+        ocr: list[list[str]] = [[] for _ in frames]
+        probs: list[list[float] | None] = [None] * n
+        plain = [OpParams()] * n
+        with self._lock:
+            op = self.ops.get("image_label")
+            if op is not None:
+                from ..ops.image_label import classify
+
+                for i, cut in enumerate(op.infer(frames, plain)):
+                    tags[i] = [(c["class"], float(c["score"])) for c in cut.result["confidences"]]
+                probs = [row.astype(np.float32).tolist() for row in classify(op.model(), frames)]
+            op = self.ops.get("detection")
+            if op is not None and not halt():
+                for i, cut in enumerate(op.infer(frames, plain)):
+                    objects[i] = list(dict.fromkeys(d["class"] for d in cut.result["detections"]))
+                    persons[i] = sum(1 for d in cut.result["detections"] if d["class"] == "person")
+            # the heavy ones (≤ 1024 px inputs) one frame at a time, so that a cancel waits for one frame only
+            search = self.ops.get("face_group_search")
+            for i, f in enumerate(frames):
+                if halt():
+                    break
+                if gallery and search is not None:
+                    cut = search.infer([f], [OpParams(other={"group": gallery})])[0]
+                    faces[i] = len((cut.result or {}).get("detections", []))
+                    names[i] = [lb.label for lb in cut.labels]
+                elif self.faces is not None:
+                    faces[i] = len(self.faces.detect(f.views[self.detect_spec]))
+            op = self.ops.get("ocr")
+            for i, f in enumerate(frames):
+                if op is None or halt():
+                    break
+                ocr[i] = [t["text"] for t in op.infer([f], plain[:1])[0].result["texts"]]
+        seen = [Seen(f.offset, tags[i], objects[i], faces[i], names[i], ocr[i], persons[i])
+                for i, f in enumerate(frames)]
+        return seen, probs
+
+
+_SHARED: dict[tuple, FeatureModels] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_models(models_dir: str | Path | None = None, options: dict[str, Any] | None = None,
+                  threads: int = 1) -> FeatureModels:
+    """One :class:`FeatureModels` per (models folder, options, threads) per process."""
+    key = (str(models_dir or ""), msgspec.json.encode(options or {}), threads)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = FeatureModels(models_dir, options, threads)
+        return _SHARED[key]
+
+
+# -- the pass -------------------------------------------------------------------------------------------
+class _Span(msgspec.Struct):
+    """A provisional shot closed during the pass: its frames' evidence (the final shots are unions)."""
+
+    start_ms: int
+    end_ms: int
+    seen: list[Seen] = []
+    probs: list[list[float]] = []
+
+
+class _Pass:
+    """State of the one decode pass: detector, frame buffer, closed spans."""
+
+    def __init__(self, opts: Options, models: FeatureModels | None, source: Source, fps: float,
+                 src_w: int, src_h: int, halt: Callable[[], bool], timeout: float) -> None:
+        self.o, self.models, self.source, self.fps = opts, models, source, fps
+        self.halt, self.timeout = halt, timeout
+        self.params = Params()
+        self.tap_ms = max(1, round(opts.tap_step_s * 1000))
+        self.det = ShotDetector(self.tap_ms, self.params)
+        self.small = VideoReformatter()
+        self.buffer: list[tuple[int, av.VideoFrame]] = []
+        self.found: list[Boundary] = []
+        self.spans: list[_Span] = []
+        self.open_ms = 0
+        self.recent_ms = 2 * (self.params.window_ms + self.params.flash_ms) + 4 * self.tap_ms
+        self.converter = (Converter(models.specs, src_w, src_h) if models is not None and models.specs else None)
+        self.gallery = opts.person_gallery if opts.enable_person_name else None
+        self.refiner = _Refiner(source, fps, halt)
+
+    def tap(self, off: int, frame: av.VideoFrame) -> None:
+        rgb = self.small.reformat(frame, width=SMALL[0], height=SMALL[1], format="rgb24",
+                                  interpolation=Interpolation.BILINEAR).to_ndarray()
+        for b in self.det.feed(off, rgb):
+            self.boundary(b)
+
+    def op_frame(self, off: int, frame: av.VideoFrame) -> None:
+        self.buffer.append((off, frame))
+        if len(self.buffer) > self.o.buffer_cap:
+            keep = thin_keep([o for o, _ in self.buffer], off, self.recent_ms, self.o.buffer_cap)
+            self.buffer = [self.buffer[i] for i in keep]
+
+    def boundary(self, b: Boundary) -> None:
+        if b.window_ms:
+            b = self.refiner.refine(b)
+        self.found.append(b)
+        if b.time_ms - self.open_ms >= self.params.min_shot_ms and b.time_ms >= self.params.min_shot_ms:
+            self.close(b.time_ms)
+
+    def close(self, end_ms: int) -> None:
+        start = self.open_ms
+        inside = [(o, f) for o, f in self.buffer if start <= o < end_ms]
+        away = [(o, f) for o, f in inside if start + self.tap_ms <= o < end_ms - self.tap_ms]
+        chosen = spread(away or inside, self.o.frames_per_shot)
+        span = _Span(start, end_ms)
+        if chosen and self.converter is not None and self.models is not None and not self.halt():
+            frames = []
+            for o, f in chosen:
+                views = dict(zip(self.converter.specs, self.converter.convert(f)))
+                frames.append(Frame(o, f.width, f.height, views))
+            span.seen, probs = self.models.see(frames, self.gallery, self.halt)
+            span.probs = [p for p in probs if p is not None]
+        self.spans.append(span)
+        self.buffer = [(o, f) for o, f in self.buffer if o >= end_ms]
+        self.open_ms = end_ms
+
+    def finish(self, end_ms: int) -> None:
+        for b in self.det.finish(end_ms):
+            self.boundary(b)
+        if end_ms > self.open_ms:
+            self.close(end_ms)
+        self.buffer.clear()
+        self.refiner.close()
+
+
+class _Refiner:
+    """Cuts moved to their exact frame (as :func:`~.drive.refine_in` does: the frames of the cut's window at
+    the frame interval, read at their own pts, into :func:`~.shots.refine_cut`), over ONE second opening of
+    the source kept for the whole pass (no re-open and re-probe per cut; one connection for a URL), decoded
+    without the loop filter: only 64×36 copies are made of these frames, and which frame is shown when does
+    not depend on deblocking."""
+
+    def __init__(self, source: Source, fps: float, halt: Callable[[], bool]) -> None:
+        self.source, self.fps, self.halt = source, fps, halt
+        self.video: Any = None
+        self.used = False
+        self.small = VideoReformatter()
+
+    def refine(self, b: Boundary) -> Boundary:
+        assert b.window_ms is not None
+        try:
+            if self.video is None:
+                self.video = self.source.open()
+                try:
+                    self.video.stream.codec_context.options = {**self.video.stream.codec_context.options,
+                                                               "skip_loop_filter": "all"}
+                except Exception:
+                    pass
+            lo, hi = b.window_ms
+            interval = 1.0 / self.fps
+            ss = max(0.0, lo / 1000.0 - interval)   # one frame early, as refine_in (see there)
+            if ss <= 0.0 and self.used:
+                # a window at 0 s plans no seek (the cursor starts there): start from a fresh opening
+                self.close()
+                return self.refine(b)
+            self.used = True
+            win = Sampling(mode=0, interval=interval, ss=ss, t=hi / 1000.0 - ss + interval / 2)
+            frames = []
+            for s in sample_frames(self.video, win, self.halt, frame_threads=False):
+                f = s.frame
+                rgb = self.small.reformat(f, width=SMALL[0], height=SMALL[1], format="rgb24",
+                                          interpolation=Interpolation.BILINEAR).to_ndarray()
+                frames.append((round(f.time * 1000) if f.time is not None else s.offset_ms, rgb))
+            return refine_cut(b, frames)
+        except (ArgusError, av.error.FFmpegError) as exc:   # unrefined beats failing the abstract
+            log.warning("cut refinement failed at %d ms: %s", b.time_ms, exc)
+            return Boundary(b.type, b.time_ms, b.time_ms, b.time_ms, b.confidence, None)
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.close()
+            self.video = None
+        self.used = False
+
+
+def _rate(video: Any) -> float:
+    st = video.stream
+    r = st.average_rate or st.guessed_rate or 25
+    return float(r) if float(r) > 0 else 25.0
+
+
+def analyse(source: str | Source, opts: Options = Options(), *, models: FeatureModels | None = None,
+            progress: Callable[[Progress], None] | None = None, stop: Callable[[], bool] | None = None,
+            timeout: float = 30.0, source_options: dict[str, str] | None = None) -> "Analysis":
+    """Shots, their evidence and their colour histograms from one decode pass of ``source``."""
+    stop = stop or (lambda: False)
+    src = source if not isinstance(source, str) else source_for(source, timeout, source_options)
+    t0 = time.monotonic()
+    try:
+        video = src.open()
+    except BaseException as exc:
+        raise as_abstract_error(exc) from None
+    with video:
+        if video.width < MIN_SIDE or video.height < MIN_SIDE:
+            raise InvalidMedia(LIMIT_EXCEEDED, detail=f"{video.width}x{video.height} is below {MIN_SIDE}x{MIN_SIDE}")
+        duration = video.duration
+        if duration is not None and duration > opts.max_duration_s:
+            raise InvalidMedia(LIMIT_EXCEEDED, detail=f"{duration:.0f} s is over {opts.max_duration_s:.0f} s")
+        limit = opts.time_limit_s if opts.time_limit_s is not None else time_limit_s(duration)
+        timed_out = [False]
+
+        def halt() -> bool:
+            if time.monotonic() - t0 > limit:
+                timed_out[0] = True
+            return timed_out[0] or stop()
+
+        fps = _rate(video)
+        use_models = opts.features and models is not None
+        if not use_models and opts.fast_decode:
+            # Shots only: nothing but 64×36 frames is made of this decode, and H.264/HEVC deblocking is
+            # invisible at that size (the refinement pass, which reads the exact frames, keeps it).
+            try:
+                video.stream.codec_context.options = {**video.stream.codec_context.options,
+                                                      "skip_loop_filter": "all"}
+            except Exception:   # a decoder without the option: decode as usual
+                pass
+        st = _Pass(opts, models if use_models else None, src, fps, video.width, video.height, halt, timeout)
+        tap = Sampling(mode=0, interval=opts.tap_step_s, ss=0.0, t=None)
+        grid = Sampling(mode=0, interval=opts.op_step_s, ss=0.0, t=None) if use_models else tap
+        dur_ms = int(round(duration * 1000)) if duration else 0
+        try:
+            return _run_pass(st, video, src, opts, grid, tap, use_models, halt, stop, timed_out, limit, dur_ms,
+                             fps, progress)
+        finally:
+            st.refiner.close()
+
+
+def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Sampling, tap: Sampling,
+              use_models: bool, halt: Callable[[], bool], stop: Callable[[], bool], timed_out: list[bool],
+              limit: float, dur_ms: int, fps: float, progress: Callable[[Progress], None] | None) -> "Analysis":
+    """The decode loop of :func:`analyse` and the shots it closes."""
+    last, pct, n = 0, 0, 0
+    if progress is not None:
+        progress(Progress(0, 0, 0, dur_ms))
+    try:
+        for s in sample_frames(video, grid, halt, reopen=src.open, tap=tap if use_models else None):
+            n += 1
+            if s.wanted & TAP or not use_models:
+                st.tap(s.offset_ms, s.frame)
+            if use_models and s.wanted & 1:
+                st.op_frame(s.offset_ms, s.frame)
+            last = s.offset_ms
+            if progress is not None and dur_ms:
+                p = min(95, int(95 * last / dur_ms))
+                if p > pct:
+                    pct = p
+                    progress(Progress(pct, last, len(st.spans), dur_ms))
+    except ArgusError as exc:
+        raise as_abstract_error(exc) from None
+    except av.error.FFmpegError as exc:
+        if n == 0:
+            raise as_abstract_error(map_av_error(exc)) from None
+        log.warning("stream ended with an error after %d frames: %s", n, exc)
+    if timed_out[0]:
+        raise TimeOut(detail=f"over {limit:.0f} s")
+    if stop():
+        raise Cancelled()
+    if n == 0:
+        raise InvalidMedia(NO_VIDEO, detail="no decodable frame")
+    end_ms = dur_ms or last + st.tap_ms
+    st.finish(end_ms)
+    if timed_out[0]:
+        raise TimeOut(detail=f"over {limit:.0f} s")
+    if stop():
+        raise Cancelled()
+    shots = shots_from(st.found, end_ms, 1000.0 / fps, st.params.min_shot_ms)
+    starts = {s.start_ms for s in shots}
+    found = [b for b in st.found if b.time_ms in starts]
+    return Analysis(end_ms, fps, shots, found, st.spans, st.det.cues, st.det.sample_ms,
+                    [h.astype(np.float32).tolist() for h in st.det.histograms])
+
+
+class Analysis(msgspec.Struct):
+    """What the pass produced, before grouping and writing."""
+
+    duration_ms: int
+    fps: float
+    shots: list[Shot]
+    boundaries: list[Boundary]
+    spans: list[_Span]
+    cues: list[Any]
+    sample_ms: list[int]
+    histograms: list[list[float]]
+
+
+# -- grouping and writing (pure) ------------------------------------------------------------------------
+def _shot_parts(a: Analysis) -> list[tuple[list[Seen], list[list[float]]]]:
+    """Per final shot: the seen frames and probability vectors of the provisional spans inside it."""
+    out = []
+    for s in a.shots:
+        seen: list[Seen] = []
+        probs: list[list[float]] = []
+        for sp in a.spans:
+            if sp.start_ms < s.end_ms and sp.end_ms > s.start_ms:
+                seen += [x for x in sp.seen if s.start_ms <= x.offset_ms < s.end_ms]
+                probs += sp.probs
+        out.append((seen, probs))
+    return out
+
+
+CUE_NAMES = {"black": ("black_frames", "黑场", "black frames"), "bars": ("color_bars", "彩条", "colour bars")}
+
+
+def build_response(a: Analysis, task_id: str, opts: Options, writer: TextWriter | None = None,
+                   trace: list[tuple[str, Evidence]] | None = None) -> dict[str, Any]:
+    """The §12 GET response body (without the service's times/status fields) from an :class:`Analysis`;
+    ``trace`` receives ``(contentId, Evidence)`` of every item written (what each text was built from)."""
+    lang = "en" if opts.language == "en" else "zh"
+    parts = _shot_parts(a)
+    shot_ev = [shot_evidence(s.end_ms - s.start_ms, seen) for s, (seen, _) in zip(a.shots, parts)]
+    keyframes = []
+    for s, (seen, _) in zip(a.shots, parts):
+        keyframes.append(seen[len(seen) // 2].offset_ms if seen else (s.start_ms + s.end_ms) // 2)
+    hists = shot_histograms(a.sample_ms, a.histograms, [(s.start_ms, s.end_ms) for s in a.shots]) \
+        if a.sample_ms and a.shots else [[] for _ in a.shots]
+    feats = [ShotFeatures(s.start_ms, s.end_ms, h) for s, h in zip(a.shots, hists)]
+    scenes = group_scenes(feats)
+    scene_ev = [merge(sc.end_ms - sc.start_ms, shot_ev[sc.first_shot:sc.last_shot + 1]) for sc in scenes]
+    scene_hist = [np.mean(hists[sc.first_shot:sc.last_shot + 1], axis=0).tolist() if hists and len(hists[0]) else []
+                  for sc in scenes]
+    clips = segment_clips([SceneEvidence(sc.start_ms, sc.end_ms, tokens(e), h)
+                           for sc, e, h in zip(scenes, scene_ev, scene_hist)])
+    clip_ev = [merge(c.end_ms - c.start_ms, scene_ev[c.first_scene:c.last_scene + 1]) for c in clips]
+    prog = programme(a.duration_ms)
+    prog_ev = merge(a.duration_ms, clip_ev)
+    layers = set(opts.layers)
+    out: list[dict[str, Any]] = []
+
+    def item(level: int, index: int, start: int, end: int, ev: Evidence) -> dict[str, Any]:
+        if trace is not None:
+            trace.append((f"{task_id}_{level}_{index}", ev))
+        return {"contentId": f"{task_id}_{level}_{index}", "level": level, "startTimeInMS": int(start),
+                "endTimeInMS": int(end), "clipAbstract": write_text(ev, lang, writer)}
+
+    if 0 in layers:
+        out.append(item(0, 0, prog.start_ms, prog.end_ms, prog_ev))
+    if 1 in layers:
+        out += [item(1, c.index, c.start_ms, c.end_ms, e) for c, e in zip(clips, clip_ev)]
+    if 2 in layers:
+        for sc, e in zip(scenes, scene_ev):
+            d = item(2, sc.index, sc.start_ms, sc.end_ms, e)
+            longest = max(range(sc.first_shot, sc.last_shot + 1), key=lambda k: a.shots[k].end_ms - a.shots[k].start_ms)
+            d["keyframeInMS"] = keyframes[longest]
+            d["shots"] = sc.last_shot - sc.first_shot + 1
+            out.append(d)
+    if 3 in layers:
+        for s, e, kf in zip(a.shots, shot_ev, keyframes):
+            d = item(3, s.index, s.start_ms, s.end_ms, e)
+            d.update(confidence=s.confidence, startFrame=s.start_frame, endFrame=s.end_frame,
+                     startTimecode=smpte(s.start_ms, a.fps), endTimecode=smpte(s.end_ms, a.fps),
+                     transition=s.type, keyframeInMS=kf)
+            out.append(d)
+        for i, c in enumerate(a.cues):
+            kind, zh, en = CUE_NAMES.get(c.type, (c.type, c.type, c.type))
+            secs = max(1, round((c.end_ms - c.start_ms) / 1000))
+            text = f"{en}, {secs} seconds" if lang == "en" else f"{zh}，{secs}秒"
+            out.append({"contentId": f"{task_id}_3_cue{i}", "level": 3, "type": kind,
+                        "startTimeInMS": c.start_ms, "endTimeInMS": c.end_ms, "clipAbstract": text,
+                        "startTimecode": smpte(c.start_ms, a.fps), "endTimecode": smpte(c.end_ms, a.fps)})
+    return {"taskId": task_id, "durationInSecond": round(a.duration_ms / 1000), "language": lang,
+            "videoType": opts.video_type, "clipResults": out}
+
+
+def abstract(source: str | Source, task_id: str, opts: Options = Options(), *,
+             models: FeatureModels | None = None, progress: Callable[[Progress], None] | None = None,
+             stop: Callable[[], bool] | None = None, timeout: float = 30.0,
+             source_options: dict[str, str] | None = None, writer: TextWriter | None = None) -> dict[str, Any]:
+    """:func:`analyse` then :func:`build_response`; ``progress`` ends with 100."""
+    a = analyse(source, opts, models=models, progress=progress, stop=stop, timeout=timeout,
+                source_options=source_options)
+    try:
+        body = build_response(a, task_id, opts, writer)
+    except Exception as exc:
+        raise as_abstract_error(exc) from None
+    if progress is not None:
+        progress(Progress(100, a.duration_ms, len(a.shots), a.duration_ms))
+    return body
+
+
+def parse_layers(value: Any) -> tuple[int, ...]:
+    """``enableAbstractLayers`` (a list of 0..3, or a comma string for the CLI) → sorted tuple; raises
+    ValueError on anything else."""
+    if value is None:
+        return DEFAULT_LAYERS
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError("enableAbstractLayers must be a non-empty list of 0..3")
+    out = set()
+    for v in value:
+        if isinstance(v, bool):
+            raise ValueError("enableAbstractLayers must be a non-empty list of 0..3")
+        try:
+            k = int(v)
+        except (TypeError, ValueError):
+            raise ValueError("enableAbstractLayers must be a non-empty list of 0..3") from None
+        if k not in LAYERS or (not isinstance(v, str) and k != v):
+            raise ValueError("enableAbstractLayers must be a non-empty list of 0..3")
+        out.add(k)
+    return tuple(sorted(out))
+
+
+def rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def get_response(source: str, task_id: str, opts: Options = Options(), *,
+                 models: FeatureModels | None = None, progress: Callable[[Progress], None] | None = None,
+                 stop: Callable[[], bool] | None = None, timeout: float = 30.0,
+                 source_options: dict[str, str] | None = None, writer: TextWriter | None = None) -> dict[str, Any]:
+    """The whole §12 GET response of a finished abstract run here and now (the CLI's and
+    ``Engine.abstract``'s answer): status FINISHED, percent 100, the times, and :func:`abstract`'s body."""
+    created = time.time()
+    body = abstract(source, task_id, opts, models=models, progress=progress, stop=stop, timeout=timeout,
+                    source_options=source_options, writer=writer)
+    done = time.time()
+    return {"taskId": task_id, "source": source, "status": "FINISHED", "percent": 100,
+            "videoType": opts.video_type, "durationInSecond": body["durationInSecond"],
+            "createTime": rfc3339(created), "startTime": rfc3339(created), "publishTime": rfc3339(done),
+            "language": body["language"], "clipResults": body["clipResults"]}

@@ -1,0 +1,62 @@
+"""A full 4-layer abstract (one decode pass + the ops on ≤ 3 frames per shot, in-process) of the constructed
+720p set, once as built and once looped ``--loops`` times (``-c copy``): wall time as a fraction of the video's
+duration, and the peak RSS of a fresh process per file (memory flat in the length means the looped file peaks
+where the short one does).
+
+    cd <repo> && python -m bench.bench_abstract [--size 1280x720] [--loops 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import abstract_media as am
+
+CHILD = """
+import json, resource, sys, time
+from argus_core.abstract import run
+m = run.shared_models()
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+a = run.analyse(sys.argv[1], run.Options(layers=(0, 1, 2, 3)), models=m)
+body = run.build_response(a, "bench", run.Options(layers=(0, 1, 2, 3)))
+t = time.perf_counter() - t0
+print(json.dumps({"wall": t, "duration": a.duration_ms / 1000, "shots": len(a.shots),
+                  "items": len(body["clipResults"]), "rss_models_mb": rss0 / 1024,
+                  "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def looped(src: Path, n: int) -> Path:
+    out = src.with_name(f"{src.stem}-x{n}.mp4")
+    if not out.exists():
+        lst = src.with_name(f"{src.stem}-x{n}.txt")
+        lst.write_text("".join(f"file '{src}'\n" for _ in range(n)))
+        subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0",
+                        "-i", str(lst), "-c", "copy", str(out)], check=True, timeout=300)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--loops", type=int, default=4)
+    a = ap.parse_args()
+    size = tuple(int(v) for v in a.size.split("x"))
+    base = am.build_mixed(size).path
+    print(f"| file ({a.size}) | length s | shots | wall s | wall / length | RSS after models MB | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for f in (base, looped(base, a.loops)):
+        out = subprocess.run([sys.executable, "-c", CHILD, str(f)], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {f.name} | {r['duration']:.1f} | {r['shots']} | {r['wall']:.2f} | {r['wall'] / r['duration']:.3f} "
+              f"| {r['rss_models_mb']:.0f} | {r['rss_peak_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
