@@ -65,6 +65,20 @@ def duration_of(container: av.container.InputContainer, stream: av.video.stream.
     return None
 
 
+def first_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The container's first video stream; the container is closed and a documented error raised if none."""
+    try:
+        if not container.streams.video:
+            raise CannotOpen(detail="no video stream")
+        stream = container.streams.video[0]
+        if not stream.codec_context or stream.codec_context.width <= 0:
+            raise CannotOpen(detail="video stream has no size")
+    except BaseException:
+        container.close()
+        raise
+    return stream
+
+
 def open_video(
     uri: str, timeout: float = 30.0, options: dict[str, str] | None = None,
 ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -102,16 +116,7 @@ def open_video(
         raise VideoNotFound(detail=f"refused: {exc}") from None
     except Exception as exc:
         raise map_av_error(exc) from None
-    try:
-        if not container.streams.video:
-            raise CannotOpen(detail="no video stream")
-        stream = container.streams.video[0]
-        if not stream.codec_context or stream.codec_context.width <= 0:
-            raise CannotOpen(detail="video stream has no size")
-    except BaseException:
-        container.close()
-        raise
-    return container, stream
+    return container, first_video_stream(container)
 
 
 @dataclass
@@ -254,15 +259,7 @@ class LiveSource:
             raise
         except Exception as exc:
             raise map_av_error(exc) from None
-        try:
-            if not container.streams.video:
-                raise CannotOpen(detail="no video stream")
-            stream = container.streams.video[0]
-            if not stream.codec_context or stream.codec_context.width <= 0:
-                raise CannotOpen(detail="video stream has no size")
-        except BaseException:
-            container.close()
-            raise
+        stream = first_video_stream(container)
         # no frame threads: each would hold a frame back (latency) and a live decoder runs per stream
         stream.thread_type = "SLICE"
         return OpenedVideo(container, stream, None)
