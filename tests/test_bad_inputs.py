@@ -125,7 +125,8 @@ def test_cli_bad_input(vids, args, code, message):
     p = subprocess.run([sys.executable, "-m", "argus_http.cli", *args], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == code
-    assert p.stdout.strip() == '{"error": "%s"}' % message
+    out = __import__("json").loads(p.stdout)
+    assert out["error"] == message and set(out) <= {"error", "detail"}  # detail: why (issue 13)
     assert "Traceback" not in p.stderr
 
 

@@ -13,6 +13,8 @@ import threading
 import numpy as np
 import pytest
 
+from argus_core.errors import ArgusError
+
 from argus_core import Engine
 from argus_core.errors import (
     BadImage,
@@ -464,12 +466,11 @@ def test_face_ops_label_exactly_the_segments_showing_the_person(tmp_path, pipeli
                  for s in again["segments"]]
         assert spans == [(0, 0, ["alice"]), (2000, 2000, ["carol"]), (4000, 4000, []), (6000, 6000, ["bob"]),
                          (8000, 8000, ["alice"]), (10000, 10000, [])]
-        # a missing gallery: no result, no labels, the job still completes
-        missing = eng.analyze({"data": {"uri": str(path)}, "params": {"vframe": {"mode": 0, "interval": 6}},
-                               "ops": [{"op": "face_group_search", "params": {"other": {"group": "ghosts"}}}]})
-        cuts = [c for s in missing["face_group_search"]["segments"] for c in s["cuts"]]
-        assert len(cuts) == 2 and [c.get("result") for c in cuts] == [None, None]
-        assert missing["face_group_search"]["labels"] == []
+        # a gallery that does not exist: issue 9 made this a 400 at submit (it used to run with empty cuts)
+        with pytest.raises(ArgusError) as err:
+            eng.analyze({"data": {"uri": str(path)}, "params": {"vframe": {"mode": 0, "interval": 6}},
+                         "ops": [{"op": "face_group_search", "params": {"other": {"group": "ghosts"}}}]})
+        assert (err.value.status, err.value.message) == (400, "invalid parameters") and "ghosts" in err.value.detail
 
 
 def test_face_ops_share_one_analysis_per_frame(pipeline, samples):
