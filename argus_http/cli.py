@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _analyze_parser(sub)
     _report_parser(sub)
-    from .abstract_cli import add_parser as _abstract_parser, cmd_abstract
+    from .abstract_cli import add_parser as _abstract_parser
 
     _abstract_parser(sub)
     m = sub.add_parser("models", help="list ops, models, licences and whether each is ready; "
@@ -291,6 +291,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return cmd_report(args)
     if args.command == "abstract":
+        from .abstract_cli import cmd_abstract
+
         return cmd_abstract(args)
     if args.command == "demo":
         return cmd_demo(args)
