@@ -297,9 +297,9 @@ class TerrorBase(VisionOp):
         return other_float(p, "threshold", self.default_threshold, lo=SCORE_FLOOR)
 
 
-def group_scores(evidence: Sequence[Evidence]) -> dict[str, float]:
-    """Score per detail class: the max over sources of (summed ImageNet probability of its classes, best
-    box, best text line)."""
+def _by_source(evidence: Sequence[Evidence]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per detail class: (summed whole-image ImageNet probability, best box or text-line score); the
+    COCO context boxes are not evidence themselves."""
     summed: dict[str, float] = {}
     best: dict[str, float] = {}
     for e in evidence:
@@ -309,6 +309,13 @@ def group_scores(evidence: Sequence[Evidence]) -> dict[str, float]:
             summed[e.group] = summed.get(e.group, 0.0) + e.score
         else:
             best[e.group] = max(best.get(e.group, 0.0), e.score)
+    return summed, best
+
+
+def group_scores(evidence: Sequence[Evidence]) -> dict[str, float]:
+    """Score per detail class: the max over sources of (summed ImageNet probability of its classes, best
+    box, best text line)."""
+    summed, best = _by_source(evidence)
     groups = set(summed) | set(best)
     return {g: min(1.0, max(summed.get(g, 0.0), best.get(g, 0.0))) for g in groups}
 
@@ -322,15 +329,7 @@ def counted_scores(evidence: Sequence[Evidence], threshold: float) -> tuple[dict
       (reported for review, never a "1").
     """
     context = {e.cls for e in evidence if e.model == CONTEXT_MODEL}
-    boxed: dict[str, float] = {}
-    imagenet: dict[str, float] = {}
-    for e in evidence:
-        if e.model == CONTEXT_MODEL:
-            continue
-        if e.model == "mobilenetv2":
-            imagenet[e.group] = imagenet.get(e.group, 0.0) + e.score
-        else:
-            boxed[e.group] = max(boxed.get(e.group, 0.0), e.score)
+    imagenet, boxed = _by_source(evidence)
     counted: dict[str, float] = dict(boxed)
     held: dict[str, float] = {}
     for g, s in imagenet.items():
