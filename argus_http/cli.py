@@ -5,12 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that the same ``with Engine`` exits run: the
+    children are told to stop and the shared memory is freed (issue 13 item 5: the default action ended
+    the process at once, leaving a child's "decoding ended early" and a resource-tracker warning)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _interrupted_exit(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def error_body(exc) -> dict[str, str]:
@@ -130,11 +146,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(error_body(exc), ensure_ascii=False), file=sys.stdout)
         print(f"argus: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT if 400 <= exc.status < 500 else EXIT_FAILED
-    except KeyboardInterrupt:
-        # Ctrl-C: the engine's context manager has stopped its processes; say so, no traceback
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the engine's context manager has stopped its processes; say so, no traceback
         print(json.dumps({"error": "cancelled"}), file=sys.stdout)
-        print("argus: cancelled", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print("argus: " + ("terminated" if isinstance(exc, Terminated) else "cancelled"), file=sys.stderr)
+        return _interrupted_exit(exc)
     except json.JSONDecodeError:
         print(json.dumps({"error": "invalid parameters"}))
         print("argus: invalid parameters (--params is not JSON)", file=sys.stderr)
@@ -278,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _dispatch(args)
-    except KeyboardInterrupt:  # Ctrl-C anywhere (start-up, printing): no traceback
-        print("argus: cancelled", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM anywhere (start-up, printing): no traceback
+        print("argus: " + ("terminated" if isinstance(exc, Terminated) else "cancelled"), file=sys.stderr)
+        return _interrupted_exit(exc)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -79,3 +79,27 @@ def test_ctrl_c_prints_no_traceback(tmp_path, vids):
     out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
     assert proc.returncode in (0, 130), err[-2000:]
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["parent", "process-group"])
+def test_sigterm_stops_cleanly(tmp_path, vids, whole_group):
+    """Issue 13 item 5: SIGTERM once printed a child's "decoding ended early after 148 frames: " with no
+    reason and a resource-tracker warning. Now the parent stops its children and frees the ring whether
+    the signal reaches it alone (``kill PID``) or the whole group (``timeout``, systemd, ``kill -- -PGID``)."""
+    shutil.copy(vids["photos_long"], tmp_path / "long.mp4")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "argus_http.cli", "analyze", "long.mp4", "--op", "pulp", "--mode",
+                             "0", "--interval", "0.05"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    time.sleep(20)  # engine start-up, then decoding
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    for noise in ("Traceback", "ended early", "resource_tracker", "leaked"):
+        assert noise not in err, err[-2000:]
+    assert json.loads(out) == {"error": "cancelled"}
+    assert not list(Path("/dev/shm").glob(f"argus-{proc.pid}-*"))

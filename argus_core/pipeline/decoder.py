@@ -33,8 +33,14 @@ class _Exit(Exception):
 
 
 def child_setup() -> None:
-    # The parent handles Ctrl-C and tells children to exit; a child dying on SIGINT would look like a crash.
+    """Children leave Ctrl-C and SIGTERM to the parent, which tells them to exit (and frees the ring).
+
+    A terminal's Ctrl-C, ``timeout``, systemd's ``KillMode=control-group`` and ``kill -- -PGID`` signal the
+    whole process group; a child dying first would look like a crash ("decoding ended early", a dead
+    worker, shared memory the resource tracker reports as leaked, issue 13 item 5). A child still ends
+    when its parent goes away: its pipe closes (``_Exit``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Decoder:

@@ -131,13 +131,13 @@ class JobQueue:
 
     # -- producer side ---------------------------------------------------------------------------
     def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video",
-               parsed: VideoRequest | None = None, idempotency_key: str | None = None) -> str:
+               parsed: VideoRequest | None = None, idempotency_key: str | None = None, priority: int = 0) -> str:
         """Store a new WAITING job; returns its id. ``parsed``: the request as the edge parsed it, whose
         hooks are stored with the job (without it, a video request is parsed here, once).
 
         ``idempotency_key``: the same key with the same request (and video id) within
         :data:`IDEMPOTENCY_WINDOW_S` returns the first job's id and creates nothing; with another request it
-        raises :class:`IdempotencyConflict` (409)."""
+        raises :class:`IdempotencyConflict` (409). ``priority``: higher is claimed first (CONTRACT §12)."""
         ts = dbm.now()
         job_id = new_job_id()
         hooks = None
@@ -146,15 +146,16 @@ class JobQueue:
         body = _dumps(request)
         digest = hashlib.sha256(f"{kind}\0{vid}\0".encode() + body.encode()).hexdigest()
         try:
-            return self._insert(uid, kind, vid, body, hooks, job_id, ts, idempotency_key, digest)
+            return self._insert(uid, kind, vid, body, hooks, job_id, ts, idempotency_key, digest, priority)
         except pw.IntegrityError:
             if idempotency_key is None:
                 raise
             # the same key submitted twice at the same moment: the other one won; answer with its job
-            return self._insert(uid, kind, vid, body, hooks, new_job_id(), dbm.now(), idempotency_key, digest)
+            return self._insert(uid, kind, vid, body, hooks, new_job_id(), dbm.now(), idempotency_key, digest,
+                                priority)
 
     def _insert(self, uid: str, kind: str, vid: str, body: str, hooks: str | None, job_id: str, ts: float,
-                idempotency_key: str | None, digest: str) -> str:
+                idempotency_key: str | None, digest: str, priority: int = 0) -> str:
         I = self.t.Idempotency
         with self.t.tx():
             if idempotency_key is not None:
@@ -167,7 +168,7 @@ class JobQueue:
                 I.insert(uid=uid, key=idempotency_key, body_sha256=digest, job_id=job_id, created_at=ts).execute()
             self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=body, hooks=hooks,
                               status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
-                              run_after=0.0, created_at=ts, updated_at=ts).execute()
+                              run_after=0.0, priority=priority, created_at=ts, updated_at=ts).execute()
         return job_id
 
     def cancel(self, job_id: str, uid: str | None = None) -> dict[str, Any]:
@@ -255,7 +256,7 @@ class JobQueue:
     # -- worker side -----------------------------------------------------------------------------
     def claim(self, owner: str, n: int, kinds: Sequence[str] = ("video", "vframe"),
               lease_seconds: float | None = None) -> list[Lease]:
-        """Lease up to ``n`` runnable jobs, oldest first. Expired leases are swept first."""
+        """Lease up to ``n`` runnable jobs, highest priority first, then oldest. Expired leases are swept first."""
         if n <= 0:
             return []
         lease = self.s.lease_seconds if lease_seconds is None else lease_seconds
@@ -269,7 +270,7 @@ class JobQueue:
         with self.t.tx():
             ts = dbm.now()
             q = (J.select().where(J.status.in_(dbm.RUNNABLE) & (J.run_after <= ts) & J.kind.in_(list(kinds)))
-                 .order_by(J.seq).limit(n))
+                 .order_by(J.priority.desc(), J.seq).limit(n))
             for job in self._lock_rows(q, skip_locked=True):
                 token = secrets.token_hex(16)
                 changed = (J.update(status=dbm.DOING, attempts=J.attempts + 1, lease_token=token,

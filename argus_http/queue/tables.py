@@ -135,6 +135,9 @@ class Tables:
             lease_owner = pw.CharField(max_length=128, null=True)
             lease_until = pw.DoubleField(null=True)
             run_after = pw.DoubleField(default=0.0)
+            #: Higher runs first; equal priority in arrival order (CONTRACT §12: abstract ``priority`` 0–100;
+            #: video jobs are 0). Claims order by ``priority DESC, seq``.
+            priority = pw.IntegerField(default=0)
             error = pw.TextField(null=True)
             created_at = pw.DoubleField()
             updated_at = pw.DoubleField()
@@ -142,7 +145,7 @@ class Tables:
             class Meta:
                 table_name = "argus_job"
                 indexes = ((("status", "run_after"), False), (("uid", "seq"), False),
-                           (("status", "lease_until"), False))
+                           (("status", "lease_until"), False), (("status", "priority", "seq"), False))
 
         class JobResult(Base):
             """The final result of a job (CONTRACT §7 shape), kept apart so job listings stay small."""
@@ -201,6 +204,9 @@ class Tables:
     def create(self) -> None:
         """Create missing tables and indexes (idempotent; safe from several processes at once)."""
         with self.db.connection_context():
+            # Columns first: an index over a column an older version did not have cannot be built before it.
+            if self.db.table_exists(self.Job._meta.table_name):
+                self._add_missing_columns()
             try:
                 self.db.create_tables(self.models, safe=True)
             except (pw.IntegrityError, pw.ProgrammingError, pw.OperationalError):
@@ -208,18 +214,21 @@ class Tables:
                 # type/table error; the tables exist now, which is all we need.
                 self.db.rollback() if not self.db.is_closed() and self.caps.rollback_after_error else None
                 self.db.create_tables(self.models, safe=True)
-            self._add_missing_columns()
 
     def _add_missing_columns(self) -> None:
-        """Columns added since a table was first created (``argus_job.hooks``): added in place, nullable,
-        so a database written by an older version keeps working (rows without hooks parse their request)."""
+        """Columns added since a table was first created (``argus_job.hooks``, ``argus_job.priority``): added
+        in place with a default, so a database written by an older version keeps working (rows without hooks
+        parse their request; old rows get priority 0)."""
         from playhouse.migrate import SchemaMigrator, migrate
 
-        have = {c.name for c in self.db.get_columns(self.Job._meta.table_name)}
-        if "hooks" not in have:
+        table = self.Job._meta.table_name
+        added = {"hooks": pw.TextField(null=True), "priority": pw.IntegerField(default=0)}
+        have = {c.name for c in self.db.get_columns(table)}
+        for name, field in added.items():
+            if name in have:
+                continue
             try:
-                migrate(SchemaMigrator.from_database(self.db).add_column(
-                    self.Job._meta.table_name, "hooks", pw.TextField(null=True)))
+                migrate(SchemaMigrator.from_database(self.db).add_column(table, name, field))
             except (pw.ProgrammingError, pw.OperationalError):  # another process added it first
                 self.db.rollback() if self.caps.rollback_after_error else None
     @contextmanager

@@ -90,6 +90,32 @@ def test_claim_is_oldest_first_and_bounded(backend: str) -> None:
     assert [l.job_id for l in q.claim("w", 10)] == ids[3:]
 
 
+def test_claim_is_highest_priority_first_then_oldest(backend: str) -> None:
+    """CONTRACT §12: priority 0–100, higher first, equal priority in creation order."""
+    q = make_queue(backend)
+    low = q.submit("u", REQ())
+    high_a = q.submit("u", REQ(), kind="abstract", priority=80)
+    mid = q.submit("u", REQ(), priority=10)
+    high_b = q.submit("u", REQ(), kind="abstract", priority=80)
+    assert [l.job_id for l in q.claim("w", 1, kinds=("video", "abstract"))] == [high_a]
+    assert [l.job_id for l in q.claim("w", 10, kinds=("video", "abstract"))] == [high_b, mid, low]
+
+
+def test_priority_column_is_added_to_an_old_database(backend: str) -> None:
+    q = make_queue(backend)
+    J = q.t.Job
+    old = q.submit("u", REQ())
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrator = SchemaMigrator.from_database(q.t.db)
+    migrate(migrator.drop_index(J._meta.table_name, "argus_job_status_priority_seq"),
+            migrator.drop_column(J._meta.table_name, "priority"))
+    q.t.create()  # a newer version starting on the old database
+    assert "priority" in {c.name for c in q.t.db.get_columns(J._meta.table_name)}
+    urgent = q.submit("u", REQ(), priority=5)
+    assert [l.job_id for l in q.claim("w", 5)] == [urgent, old]
+
+
 def test_touch_and_lease_tokens(backend: str) -> None:
     """§8: touch extends only the caller's lease; a stale token cannot touch or finish (lease lost)."""
     q = make_queue(backend, lease_seconds=0.5)
