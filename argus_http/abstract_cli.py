@@ -24,6 +24,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress on stderr (auto: only on a terminal)")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    p.add_argument("--report", default=None, metavar="OUT.html",
+                   help="also write the timeline report: the levels as lanes with keyframes and texts")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -66,4 +68,9 @@ def cmd_abstract(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write("\n")
     print(json.dumps(body, ensure_ascii=False, indent=2 if args.pretty else None))
+    if args.report:
+        from . import report
+        from .cli import _write
+
+        _write(args.report, report.build(body, source=args.uri))
     return 0

@@ -63,6 +63,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.html")
     p.add_argument("--video", default=None, help="the video to grab thumbnails from (default: the job's data.uri)")
     p.add_argument("--thumbs", type=int, default=None, help="max thumbnails (default 600; 0: none)")
+    p.add_argument("--abstract", default=None, metavar="ABSTRACT.json",
+                   help="an abstract of the same video (`argus abstract` output): its shot/scene/clip tree as lanes")
     p.add_argument("--data-dir", dest="data_dir", default=None)
     p.add_argument("--database-url", dest="database_url", default=None)
     p.add_argument("--config", default=None)
@@ -187,7 +189,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                 obj = json.load(f)
         else:
             obj = _local_job(args)
-        page = report.build(obj, source=args.video, read_saved=report.file_reader(),
+        abstract = None
+        if args.abstract:
+            with open(args.abstract, encoding="utf-8") as f:
+                abstract = json.load(f)
+            if not report.is_abstract(abstract):
+                raise ValueError(f"{args.abstract} is not an abstract (no taskId/clipResults)")
+        page = report.build(obj, source=args.video, read_saved=report.file_reader(), abstract=abstract,
                             limit=report.THUMB_LIMIT if args.thumbs is None else max(0, args.thumbs))
     except (ValueError, OSError) as exc:  # json.JSONDecodeError is a ValueError
         print(json.dumps({"error": "invalid parameters", "detail": str(exc)}))

@@ -11,6 +11,10 @@ their results and the boxes of detections, faces and OCR lines drawn over the th
 pixels, so each thumbnail carries its source frame's size). Rendering is plain DOM built once from a JSON
 blob; a 2-hour result with 1,500 cuts renders in well under 2 s (``bench/RESULTS.md``).
 
+An abstract (the ``GET /v1/videoAbstract`` body, CONTRACT §12) adds one lane per level above the op lanes —
+programme, clips, scenes, shots — each item at its time span with its keyframe thumbnail and its text on hover
+and click. An abstract alone is a report too (no op lanes); ``abstract=`` joins one to a moderation result.
+
 Thumbnails: a cut's saved JPEG (``uri``, §10) when the caller can read it, else the frame grabbed at the cut's
 offset from the video (:class:`~argus_core.media.sampler.FrameGrabber`, the frame the sampler took), 160 px wide. At
 most ``limit`` of them: the first cut of every segment first, then the other cuts spread evenly.
@@ -52,7 +56,11 @@ def split_input(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     ``error``, ``request`` when known. The result is a deep copy carrying suggestions (computed with the
     request's policies when the input had none)."""
     if not isinstance(obj, Mapping):
-        raise ValueError("a report needs a JSON object: a result {op: ...} or a job record")
+        raise ValueError("a report needs a JSON object: a result {op: ...}, a job record or an abstract")
+    if is_abstract(obj):  # an abstract alone: no op lanes
+        info = {"id": obj.get("taskId"), "status": obj.get("status"), "source": obj.get("source"),
+                "error": (obj.get("error") or {}).get("message")}
+        return {}, info
     if "status" in obj and "request" in obj:  # a job record (GET /v1/jobs/video/<id>)
         info = {k: obj.get(k) for k in ("id", "vid", "status", "error", "request", "created_at", "updated_at")}
         result = obj.get("result") or {}
@@ -70,7 +78,56 @@ def split_input(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return result, info
 
 
+#: Lane names of the abstract levels (CONTRACT §12: 0 programme, 1 clip, 2 scene, 3 shot).
+LEVEL_NAMES = {0: "programme", 1: "clips", 2: "scenes", 3: "shots"}
+
+
+def is_abstract(obj: Any) -> bool:
+    """Whether ``obj`` is a ``GET /v1/videoAbstract`` response (CONTRACT §12)."""
+    return isinstance(obj, Mapping) and "clipResults" in obj and "taskId" in obj
+
+
+def keyframe_of(item: Mapping[str, Any]) -> int:
+    """An abstract item's keyframe offset (the §14 ``keyframeInMS`` extra, else its middle)."""
+    kf = item.get("keyframeInMS")
+    if isinstance(kf, (int, float)):
+        return int(kf)
+    return (int(item["startTimeInMS"]) + int(item["endTimeInMS"])) // 2
+
+
+def abstract_lanes(abstract: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The page's lanes for an abstract, coarsest level first: one segment per item, carrying its text
+    (``t``), its content id and one pseudo-cut at its keyframe (so the thumbnail and click paths are the
+    op lanes' own). Extras (confidence, transition, timecodes) go into that cut's result."""
+    if not abstract:
+        return []
+    by_level: dict[int, list[Mapping[str, Any]]] = {}
+    for item in abstract.get("clipResults") or []:
+        by_level.setdefault(int(item["level"]), []).append(item)
+    lanes = []
+    for level in sorted(by_level):
+        items = sorted(by_level[level], key=lambda i: (int(i["startTimeInMS"]), int(i["endTimeInMS"])))
+        segs = []
+        for item in items:
+            extra = {k: v for k, v in item.items() if k not in ("level", "clipAbstract", "startTimeInMS",
+                                                                   "endTimeInMS")}
+            segs.append({"b": int(item["startTimeInMS"]), "e": int(item["endTimeInMS"]), "s": "pass", "labels": [],
+                         "t": str(item.get("clipAbstract") or ""), "id": str(item.get("contentId") or ""),
+                         "cuts": [{"o": keyframe_of(item), "s": "pass", "r": extra}]})
+        lanes.append({"name": LEVEL_NAMES.get(level, f"level {level}"), "kind": "abstract", "s": None,
+                      "labels": [], "segs": segs})
+    return lanes
+
+
+def abstract_offsets(abstract: Mapping[str, Any] | None) -> list[int]:
+    """Keyframe offsets of an abstract's items, coarsest level first (they get thumbnails first)."""
+    items = sorted((abstract or {}).get("clipResults") or [], key=lambda i: int(i["level"]))
+    return list(dict.fromkeys(keyframe_of(i) for i in items))
+
+
 def source_of(info: Mapping[str, Any]) -> str | None:
+    if isinstance(info.get("source"), str) and info.get("source"):
+        return info["source"]
     req = info.get("request") or {}
     data = req.get("data") if isinstance(req, Mapping) else None
     uri = data.get("uri") if isinstance(data, Mapping) else None
@@ -136,13 +193,16 @@ def _decode_jpeg(data: bytes) -> Any:
 
 def grab_thumbs(result: Mapping[str, Any], source: str | None, *, limit: int = THUMB_LIMIT,
                 read_saved: Callable[[str], bytes | None] | None = None,
-                source_options: dict[str, str] | None = None) -> tuple[dict[int, Thumb], int | None]:
+                source_options: dict[str, str] | None = None,
+                extra: Iterable[int] = ()) -> tuple[dict[int, Thumb], int | None]:
     """``({offset: Thumb}, duration_ms)``. Saved cut JPEGs via ``read_saved(uri)`` first; the other offsets
-    are grabbed from ``source`` in increasing order (one forward decode). Failures leave thumbnails out."""
+    are grabbed from ``source`` in increasing order (one forward decode). Failures leave thumbnails out.
+    ``extra``: offsets wanted before the cuts' (an abstract's keyframes), within the same ``limit``."""
     from argus_core.media.sampler import FrameGrabber
     from argus_core.media.source import source_for
 
-    offsets = pick_offsets(result, limit)
+    first = list(dict.fromkeys(int(o) for o in extra))[:limit]
+    offsets = sorted(set(first) | set(pick_offsets(result, limit - len(first)) if limit > len(first) else ()))
     uris: dict[int, str] = {}
     for res in result.values():
         for seg in res.get("segments") or []:
@@ -188,13 +248,17 @@ def grab_thumbs(result: Mapping[str, Any], source: str | None, *, limit: int = T
 
 # -- the page ------------------------------------------------------------------------------------------
 def _page_data(result: Mapping[str, Any], info: Mapping[str, Any], thumbs: Mapping[int, Thumb],
-               duration_ms: int | None, title: str) -> dict[str, Any]:
+               duration_ms: int | None, title: str, abstract: Mapping[str, Any] | None = None) -> dict[str, Any]:
     last = max((int(c["offset"]) for r in result.values() for s in r.get("segments") or []
                 for c in s.get("cuts") or []), default=0)
+    tree = abstract_lanes(abstract)
+    tree_end = max((s["e"] for lane in tree for s in lane["segs"]), default=0)  # an end, not a cut: no +1
+    if (duration_ms is None or duration_ms <= 0) and abstract and abstract.get("durationInSecond"):
+        duration_ms = int(round(float(abstract["durationInSecond"]) * 1000))
     ss, t = _window(info)
     if duration_ms is None or duration_ms <= 0:
         duration_ms = int((ss + t) * 1000) if t else last + 1000
-    duration_ms = max(duration_ms, last + 1, 1)
+    duration_ms = max(duration_ms, last + 1, tree_end, 1)
     ops = []
     for name, res in result.items():
         ops.append({
@@ -208,15 +272,19 @@ def _page_data(result: Mapping[str, Any], info: Mapping[str, Any], thumbs: Mappi
         })
     return {"title": title, "duration": duration_ms, "overall": verdict.overall(result) or verdict.PASS,
             "status": info.get("status"), "error": info.get("error"), "id": info.get("id"),
-            "ops": ops, "thumbs": {str(o): [t.uri, t.width, t.height] for o, t in thumbs.items()}}
+            "ops": tree + ops, "thumbs": {str(o): [t.uri, t.width, t.height] for o, t in thumbs.items()}}
 
 
 def render(obj: Mapping[str, Any], *, thumbs: Mapping[int, Thumb] | None = None,
-           duration_ms: int | None = None, title: str | None = None) -> str:
-    """The HTML page for a result or a job record (pure: thumbnails and duration are given)."""
+           duration_ms: int | None = None, title: str | None = None,
+           abstract: Mapping[str, Any] | None = None) -> str:
+    """The HTML page for a result, a job record or an abstract (pure: thumbnails and duration are given);
+    ``abstract`` adds an abstract's levels to a result's page."""
     result, info = split_input(obj)
+    if abstract is None and is_abstract(obj):
+        abstract = obj
     title = title or str(info.get("vid") or info.get("id") or source_of(info) or "video")
-    data = _page_data(result, info, thumbs or {}, duration_ms, title)
+    data = _page_data(result, info, thumbs or {}, duration_ms, title, abstract)
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     # inside <script>: never let the data close the element or open a comment
     blob = blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -226,15 +294,19 @@ def render(obj: Mapping[str, Any], *, thumbs: Mapping[int, Thumb] | None = None,
 
 def build(obj: Mapping[str, Any], *, source: str | None = None, limit: int = THUMB_LIMIT,
           read_saved: Callable[[str], bytes | None] | None = None,
-          source_options: dict[str, str] | None = None, title: str | None = None) -> str:
-    """Thumbnails (saved cuts, else grabbed from ``source`` or the job's ``data.uri``) + :func:`render`."""
+          source_options: dict[str, str] | None = None, title: str | None = None,
+          abstract: Mapping[str, Any] | None = None) -> str:
+    """Thumbnails (saved cuts, else grabbed from ``source``, the job's ``data.uri`` or the abstract's
+    ``source``) + :func:`render`."""
     result, info = split_input(obj)
-    src = source or source_of(info)
-    thumbs, duration = grab_thumbs(result, src, limit=limit, read_saved=read_saved,
-                                   source_options=source_options) if limit > 0 else ({}, None)
+    if abstract is None and is_abstract(obj):
+        abstract = obj
+    src = source or source_of(info) or (source_of(abstract) if abstract else None)
+    thumbs, duration = grab_thumbs(result, src, limit=limit, read_saved=read_saved, source_options=source_options,
+                                   extra=abstract_offsets(abstract)) if limit > 0 else ({}, None)
     if title is None and src and not (info.get("vid") or info.get("id")):
         title = src.rstrip("/").rsplit("/", 1)[-1] or src
-    return render(obj, thumbs=thumbs, duration_ms=duration, title=title)
+    return render(obj, thumbs=thumbs, duration_ms=duration, title=title, abstract=abstract)
 
 
 def file_reader(roots: Iterable[str] | None = None) -> Callable[[str], bytes | None]:
@@ -318,6 +390,9 @@ header h1{font-size:18px;margin:0;font-weight:600;overflow:hidden;text-overflow:
 .nothumb{width:320px;height:60px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777;line-height:1.2}
 pre{white-space:pre-wrap;word-break:break-word;max-height:180px;overflow:auto;background:#f4f4f4;padding:6px;margin:6px 0 0;font-size:11px;line-height:1.3}
 button.more{margin-top:10px}
+#names div.abstract{color:#445;font-weight:500;font-style:italic}
+.lane.abstract{background:#f7f8fb}
+p.abstract{font-size:15px;max-width:900px;margin:4px 0 10px}
 """
 
 _JS = r"""
@@ -334,16 +409,20 @@ function fmt(ms){ var s = Math.floor(ms/1000), h = Math.floor(s/3600), m = Math.
 function badge(s, big){ return el("span", "badge s-" + s + (big ? " big" : ""), s); }
 var PAL = ["#4e79a7","#f28e2b","#59a14f","#e15759","#76b7b2","#edc948","#b07aa1","#ff9da7","#9c755f","#bab0ac"];
 function labelColour(name){ var h = 0; for (var i = 0; i < name.length; i++) h = (h*31 + name.charCodeAt(i)) >>> 0; return PAL[h % PAL.length]; }
-function segColour(seg){ if (colourBy === "s") return "var(--" + seg.s + ")";
+function segColour(seg, si){ if (seg.t != null) return PAL[si % PAL.length];  // abstract items: neighbours differ
+  if (colourBy === "s") return "var(--" + seg.s + ")";
   var best = seg.labels.slice().sort(function(a,b){ return b[1]-a[1]; })[0]; return best ? labelColour(String(best[0])) : "#999"; }
 function labelsText(ls){ return ls.map(function(l){ return l[0] + " " + (+l[1]).toFixed(2); }).join(", ") || "(no labels)"; }
 
 // header
 var top = $("top");
-top.appendChild(badge(D.overall, true));
+var OPS = D.ops.filter(function(o){ return o.kind !== "abstract"; }), TREE = D.ops.length - OPS.length;
+if (OPS.length || !TREE) top.appendChild(badge(D.overall, true));  // an abstract alone has no verdict
+else $("controls").hidden = true;  // nor anything to colour by suggestion or label
 var h1 = el("h1", null, D.title); top.appendChild(h1);
-top.appendChild(el("span", "meta", "duration " + fmt(DUR) + " · " + D.ops.length + " op(s) · " +
-  D.ops.reduce(function(n,o){ return n + o.segs.reduce(function(k,s){ return k + s.cuts.length; }, 0); }, 0) + " cuts"));
+top.appendChild(el("span", "meta", "duration " + fmt(DUR) + (OPS.length || !TREE ? " · " + OPS.length + " op(s) · " +
+  OPS.reduce(function(n,o){ return n + o.segs.reduce(function(k,s){ return k + s.cuts.length; }, 0); }, 0) + " cuts" : "") +
+  (TREE ? " · abstract: " + D.ops.slice(0, TREE).map(function(o){ return o.segs.length + " " + o.name; }).join(", ") : "")));
 if (D.status) top.appendChild(el("span", "meta", "status " + D.status));
 if (D.error) top.appendChild(el("span", "err", "error: " + D.error));
 function legend(){
@@ -357,7 +436,8 @@ function legend(){
 var names = $("names");
 names.appendChild(el("div", "pad-axis"));
 names.appendChild(el("div", "pad-strip", "frames"));
-D.ops.forEach(function(o){ var d = el("div"); d.appendChild(el("span", null, o.name)); d.appendChild(badge(o.s)); d.title = labelsText(o.labels); names.appendChild(d); });
+D.ops.forEach(function(o){ var d = el("div", o.kind === "abstract" ? "abstract" : null); d.appendChild(el("span", null, o.name));
+  if (o.s) { d.appendChild(badge(o.s)); d.title = labelsText(o.labels); } names.appendChild(d); });
 
 // lanes: one absolutely positioned div per segment, left/width in % of the lane (stays right under zoom)
 var lanes = $("lanes");
@@ -366,11 +446,11 @@ function drawLanes(){
   lanes.textContent = "";
   var frag = document.createDocumentFragment();
   D.ops.forEach(function(o, oi){
-    var lane = el("div", "lane"); lane.dataset.op = o.name;
+    var lane = el("div", o.kind === "abstract" ? "lane abstract" : "lane"); lane.dataset.op = o.name;
     o.segs.forEach(function(s, si){
       var d = el("div", "seg"); d.dataset.op = oi; d.dataset.i = si;
       d.dataset.b = s.b; d.dataset.e = s.e;
-      d.style.left = pct(s.b); d.style.width = pct(s.e - s.b); d.style.background = segColour(s);
+      d.style.left = pct(s.b); d.style.width = pct(s.e - s.b); d.style.background = segColour(s, si);
       lane.appendChild(d);
     });
     frag.appendChild(lane);
@@ -438,8 +518,10 @@ lanes.addEventListener("mousemove", function(ev){
   var t = ev.target; if (!t.classList.contains("seg")) { tip.hidden = true; return; }
   var o = D.ops[+t.dataset.op], s = o.segs[+t.dataset.i];
   tip.textContent = "";
-  var h = el("div"); h.appendChild(badge(s.s)); h.appendChild(document.createTextNode(" " + o.name + " " + fmt(s.b) + " – " + fmt(s.e) + " · " + s.cuts.length + " cut(s)"));
-  tip.appendChild(h); tip.appendChild(el("div", null, labelsText(s.labels)));
+  var h = el("div");
+  if (s.t != null) { h.appendChild(el("b", null, o.name + " " + fmt(s.b) + " – " + fmt(s.e))); tip.appendChild(h); tip.appendChild(el("div", null, s.t)); }
+  else { h.appendChild(badge(s.s)); h.appendChild(document.createTextNode(" " + o.name + " " + fmt(s.b) + " – " + fmt(s.e) + " · " + s.cuts.length + " cut(s)"));
+    tip.appendChild(h); tip.appendChild(el("div", null, labelsText(s.labels))); }
   var c = thumbFor(s); if (c) { var img = new Image(); img.src = D.thumbs[c.o][0]; tip.appendChild(img); }
   tip.hidden = false;
   var x = Math.min(ev.clientX + 14, window.innerWidth - 350), y = ev.clientY + 14;
@@ -455,8 +537,9 @@ function showSegment(oi, si){
   if (selected) selected.classList.remove("sel");
   selected = lanes.querySelector('.seg[data-op="' + oi + '"][data-i="' + si + '"]'); if (selected) selected.classList.add("sel");
   det.textContent = "";
-  var h = el("h2"); h.appendChild(badge(s.s)); h.appendChild(document.createTextNode(" " + o.name + " · " + fmt(s.b) + " – " + fmt(s.e) + " · " + labelsText(s.labels)));
-  det.appendChild(h);
+  var h = el("h2");
+  if (s.t != null) { h.textContent = o.name + " · " + fmt(s.b) + " – " + fmt(s.e) + (s.id ? " · " + s.id : ""); det.appendChild(h); det.appendChild(el("p", "abstract", s.t)); }
+  else { h.appendChild(badge(s.s)); h.appendChild(document.createTextNode(" " + o.name + " · " + fmt(s.b) + " – " + fmt(s.e) + " · " + labelsText(s.labels))); det.appendChild(h); }
   var list = el("div", "cuts"); list.id = "cuts"; det.appendChild(list);
   var shown = 0;
   function more(){

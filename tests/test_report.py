@@ -158,3 +158,54 @@ def test_cli_analyze_report_and_report_command(vids, tmp_path: Path):
                        capture_output=True, text=True, timeout=60)
     out = json.loads(p.stdout)
     assert p.returncode == 2 and out["error"] == "invalid parameters" and set(out) <= {"error", "detail"}
+
+
+def _abstract(duration_ms: int = 20000) -> dict:
+    """A ``GET /v1/videoAbstract`` body in the CONTRACT §12 shape (what ``Engine.abstract`` returns)."""
+    items = [{"contentId": "t1_0_0", "level": 0, "startTimeInMS": 0, "endTimeInMS": duration_ms,
+              "clipAbstract": "A programme of 20 s."},
+             {"contentId": "t1_2_0", "level": 2, "startTimeInMS": 0, "endTimeInMS": 12000,
+              "clipAbstract": "Two people at a table."},
+             {"contentId": "t1_2_1", "level": 2, "startTimeInMS": 12000, "endTimeInMS": duration_ms,
+              "clipAbstract": "A street <b>at night</b>."},
+             {"contentId": "t1_3_1", "level": 3, "startTimeInMS": 5000, "endTimeInMS": 12000,
+              "clipAbstract": "A close-up.", "keyframeInMS": 7000, "transition": "cut", "confidence": 0.9},
+             {"contentId": "t1_3_0", "level": 3, "startTimeInMS": 0, "endTimeInMS": 5000,
+              "clipAbstract": "A table.", "keyframeInMS": 2400}]
+    return {"taskId": "t1", "source": "file:///x.mp4", "status": "FINISHED", "percent": 100,
+            "durationInSecond": duration_ms / 1000, "clipResults": items}
+
+
+def test_abstract_levels_become_lanes_coarsest_first():
+    data = _page_json(report.render(_abstract()))
+    assert [o["name"] for o in data["ops"]] == ["programme", "scenes", "shots"]  # only the levels present
+    assert all(o["kind"] == "abstract" for o in data["ops"]) and data["duration"] == 20000
+    shots = data["ops"][2]["segs"]
+    assert [(s["b"], s["e"], s["id"]) for s in shots] == [(0, 5000, "t1_3_0"), (5000, 12000, "t1_3_1")]
+    assert [s["cuts"][0]["o"] for s in shots] == [2400, 7000]  # keyframeInMS
+    assert data["ops"][1]["segs"][0]["cuts"][0]["o"] == 6000  # no keyframe: the middle
+    assert shots[1]["t"] == "A close-up." and shots[1]["cuts"][0]["r"]["transition"] == "cut"
+    assert data["title"] == "t1"
+
+
+def test_abstract_joined_to_a_result_keeps_the_op_lanes_below(vids):
+    res = _result([1000, 3000])
+    page = report.build(res, source=str(vids["photos"]), abstract=_abstract())
+    data = _page_json(page)
+    assert [o["name"] for o in data["ops"]] == ["programme", "scenes", "shots", "pulp"]
+    # keyframes get thumbnails (grabbed from the source) as well as the cuts
+    assert {"2400", "7000", "1000", "3000"} <= set(data["thumbs"])
+    assert "<b>at night" not in page  # texts are data, escaped like the rest
+
+
+def test_cli_report_takes_an_abstract(vids, tmp_path: Path):
+    (tmp_path / "a.json").write_text(json.dumps(_abstract()), encoding="utf-8")
+    (tmp_path / "r.json").write_text(json.dumps(_result([1000])), encoding="utf-8")
+    from argus_http.cli import main
+
+    assert main(["report", str(tmp_path / "r.json"), "--abstract", str(tmp_path / "a.json"), "--thumbs", "0",
+                 "-o", str(tmp_path / "out.html")]) == 0
+    names = [o["name"] for o in _page_json((tmp_path / "out.html").read_text(encoding="utf-8"))["ops"]]
+    assert names == ["programme", "scenes", "shots", "pulp"]
+    assert main(["report", str(tmp_path / "r.json"), "--abstract", str(tmp_path / "r.json"),
+                 "-o", str(tmp_path / "bad.html")]) == 2  # a result is not an abstract

@@ -156,6 +156,46 @@ def test_real_footage_report_in_chromium(browser, tmp_path: Path) -> None:
     _keep(shot)
 
 
+def test_abstract_tree_in_chromium(browser, tmp_path: Path) -> None:
+    """Megamind.avi (opencv-doc: one dinner scene in 4 shots) abstracted for real, all four levels, English:
+    the page shows one lane per level above nothing else, every item at its time span, keyframes decoded,
+    and a click on a shot shows that shot's own text (issue 13: "the same page shows the shot/scene/clip
+    tree with keyframes and texts")."""
+    from argus_core.abstract import run
+
+    video = footage_or_skip("Megamind")
+    opts = run.Options(layers=(0, 1, 2, 3), language="en")
+    body = run.get_response(str(video), "megamind", opts, models=run.shared_models())
+    items = body["clipResults"]
+    shots = sorted((i for i in items if i["level"] == 3), key=lambda i: i["startTimeInMS"])
+    assert len(shots) >= 3
+    page = tmp_path / "megamind-abstract.html"
+    page.write_text(report.build(body, source=str(video)), encoding="utf-8")
+
+    drv = browser
+    _open(drv, page)
+    assert _console_errors(drv) == []
+    lanes = drv.execute_script("return Array.from(document.querySelectorAll('#lanes .lane')).map("
+                               "function(l){ return l.dataset.op; })")
+    assert lanes == ["programme", "clips", "scenes", "shots"]
+    duration = drv.execute_script("return window.__argus.duration")
+    # durationInSecond is whole seconds (the seed); the axis is the file's own duration, grabbed with the thumbs
+    assert body["durationInSecond"] * 1000 <= duration < (body["durationInSecond"] + 1) * 1000
+    _check_geometry(drv, duration, len(items))
+    assert drv.find_elements("css selector", "#top .badge") == []  # an abstract alone carries no verdict
+    strip = _thumbs_loaded(drv, "#strip img")
+    assert strip and all(w > 0 for w in strip)
+    k = len(shots) // 2
+    seg = drv.find_element("css selector", f'#lanes .seg[data-op="3"][data-i="{k}"]')
+    seg.click()
+    assert drv.find_element("css selector", "#detail p.abstract").text == shots[k]["clipAbstract"].strip()
+    assert all(w > 0 for w in _thumbs_loaded(drv, "#cuts .frame img"))  # the shot's keyframe
+    assert _console_errors(drv) == []
+    shot = tmp_path / "report-megamind-abstract.png"
+    drv.save_screenshot(str(shot))
+    _keep(shot)
+
+
 def _keep(shot: Path) -> None:
     """Screenshots stay in the pytest tmp dir; ``ARGUS_TEST_ARTIFACTS`` copies them out for CI artefacts."""
     assert shot.stat().st_size > 10_000
