@@ -304,8 +304,9 @@ class _Pass:
         if chosen and self.converter is not None and self.models is not None and not self.halt():
             frames = []
             for o, f in chosen:
+                self.converter = self.converter.follow(f)  # upright, as the op frames are (issue 9)
                 views = dict(zip(self.converter.specs, self.converter.convert(f)))
-                frames.append(Frame(o, f.width, f.height, views))
+                frames.append(Frame(o, *self.converter.display, views))
             span.seen, probs = self.models.see(frames, self.gallery, self.halt)
             span.probs = [p for p in probs if p is not None]
         self.spans.append(span)

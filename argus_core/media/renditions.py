@@ -3,6 +3,13 @@
 
 The decoder converts each sampled frame once per distinct rendition (swscale, straight to RGB at the model
 size), so no full-resolution RGB frame is ever made when a 224² model is all that runs.
+
+Orientation (issue 9): a phone clip stores its pixels sideways and says how to show them in a display
+matrix (``rotate=90`` side data). Renditions are of the *displayed* picture: swscale scales in the stored
+orientation to the transposed size, then a quarter turn of the small RGB array puts it upright, so models
+see people standing and ``pts`` boxes are in displayed pixels. The turn is the one FFmpeg's own autorotate
+applies (``np.rot90(stored, rotation / 90)``, counter-clockwise, checked against the ``ffmpeg`` CLI in
+``tests/test_orientation.py``).
 """
 
 from __future__ import annotations
@@ -100,24 +107,59 @@ def letterbox(img: np.ndarray, width: int, height: int, fill: int = 0) -> tuple[
     return out, 0, 0
 
 
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0–3) that show a frame upright, from its display-matrix rotation
+    (PyAV's ``VideoFrame.rotation``: degrees counter-clockwise; odd angles snap to the nearest quarter)."""
+    return int(round((rotation or 0) / 90.0)) % 4
+
+
+def displayed_size(width: int, height: int, rotation: float) -> tuple[int, int]:
+    """(width, height) of a stored ``width``×``height`` frame as shown."""
+    return (height, width) if quarter_turns(rotation) % 2 else (width, height)
+
+
+def upright(frame: av.VideoFrame) -> av.VideoFrame:
+    """The frame as shown (a full-size RGB copy when it is stored turned; the frame itself otherwise)."""
+    turns = quarter_turns(frame.rotation)
+    if not turns:
+        return frame
+    out = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns)),
+                                     format="rgb24")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
 class Converter:
-    """Turns a decoded frame into RGB renditions written straight into destination arrays.
+    """Turns a decoded frame into RGB renditions of its displayed picture, written straight into destination
+    arrays. ``src_w``/``src_h`` are the *stored* size; :attr:`display` is the size as shown.
 
     One swscale context per rendition size is reused (PyAV's VideoReformatter caches it), which is what
     makes converting straight to the model size cheap."""
 
-    def __init__(self, specs: Sequence[FrameSpec], src_w: int, src_h: int) -> None:
+    def __init__(self, specs: Sequence[FrameSpec], src_w: int, src_h: int, rotation: float = 0) -> None:
         self.specs = tuple(specs)
-        self.sizes = [spec.size_for(src_w, src_h) for spec in self.specs]
+        self.stored = (src_w, src_h)
+        self.turns = quarter_turns(rotation)
+        self.display = displayed_size(src_w, src_h, rotation)
+        self.sizes = [spec.size_for(*self.display) for spec in self.specs]
         self._reformatters = [VideoReformatter() for _ in self.specs]
+
+    def follow(self, frame: av.VideoFrame) -> "Converter":
+        """This converter, or a new one when ``frame`` has another stored size or rotation (a reconnect, a
+        file whose first frame carries the display matrix the stream did not announce)."""
+        if (frame.width, frame.height) == self.stored and quarter_turns(frame.rotation) == self.turns:
+            return self
+        return Converter(self.specs, frame.width, frame.height, frame.rotation)
 
     def shapes(self) -> list[tuple[int, int, int]]:
         return [(h, w, 3) for (w, h) in self.sizes]
 
     def convert_into(self, frame: av.VideoFrame, outs: Sequence[np.ndarray]) -> None:
         for ref, (w, h), out in zip(self._reformatters, self.sizes, outs):
-            rgb = ref.reformat(frame, width=w, height=h, format="rgb24", interpolation=Interpolation.BILINEAR)
-            np.copyto(out, rgb.to_ndarray())
+            sw, sh = (h, w) if self.turns % 2 else (w, h)  # scale in the stored orientation, then turn
+            rgb = ref.reformat(frame, width=sw, height=sh, format="rgb24",
+                               interpolation=Interpolation.BILINEAR).to_ndarray()
+            np.copyto(out, np.rot90(rgb, self.turns) if self.turns else rgb)
 
     def convert(self, frame: av.VideoFrame) -> list[np.ndarray]:
         outs = [np.empty(shape, np.uint8) for shape in self.shapes()]

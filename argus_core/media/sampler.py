@@ -37,6 +37,7 @@ import av.error
 from ..errors import ArgusError, CannotOpen
 from ..request import MAX_SECONDS, MIN_INTERVAL_S, Sampling, bounded, clamp
 from .clock import Clock, keyframe_times, ms
+from .renditions import upright
 from .source import OpenedVideo, Source, map_av_error, source_for
 
 log = logging.getLogger("argus.sampler")
@@ -709,7 +710,8 @@ class FrameGrabber:
             self._cursor = _Cursor(self.video, self._clock, _Anything(),
                                    keyframe_times(self.video.stream, self._clock))
         self._last = t
-        return self._cursor.shown_at(t)
+        frame = self._cursor.shown_at(t)
+        return None if frame is None else upright(frame)  # as shown: saved cuts and thumbnails match the boxes
 
     def close(self) -> None:
         self.video.close()

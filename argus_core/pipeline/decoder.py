@@ -125,8 +125,10 @@ class Decoder:
             slot = self.next_slot(key)
             if slot is None:
                 break
-            self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms,
-                                 src=(video.width, video.height), shapes=shapes)
+            conv = conv.follow(item.frame)  # the display matrix is on the frames, not on the stream
+            shapes = conv.shapes()
+            self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms, src=conv.display,
+                                 shapes=shapes)
             conv.convert_into(item.frame, self.ring.views(slot))
             self.chan.send(FrameReady(slot, key, count, item.offset_ms))
             count += 1
@@ -209,20 +211,20 @@ class Decoder:
             return False
 
         conv: Converter | None = None
-        size = (0, 0)
         error: ErrorWire | None = None
         try:
             for item in livemod.live_samples(source, job.sampling, should_stop, clock, on_event):
-                w, h = item.frame.width, item.frame.height
-                if conv is None or (w, h) != size:  # a reconnect may bring another resolution
-                    conv, size = Converter(job.specs, w, h), (w, h)
+                new = (Converter(job.specs, item.frame.width, item.frame.height, item.frame.rotation)
+                       if conv is None else conv.follow(item.frame))
+                if new is not conv:  # a reconnect may bring another resolution or orientation
+                    conv = new
                     shapes = conv.shapes()
                     self.ring.layout(shapes)
-                    self.chan.send(VideoMeta(key, None, w, h))
+                    self.chan.send(VideoMeta(key, None, *conv.display))
                 slot = self.next_slot(key)
                 if slot is None:
                     break
-                self.ring.write_meta(slot, job=key, seq=state["count"], offset_ms=item.offset_ms, src=size,
+                self.ring.write_meta(slot, job=key, seq=state["count"], offset_ms=item.offset_ms, src=conv.display,
                                      shapes=shapes)
                 conv.convert_into(item.frame, self.ring.views(slot))
                 self.chan.send(FrameReady(slot, key, state["count"], item.offset_ms))
