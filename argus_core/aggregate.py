@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 import msgspec
 
-from .request import MAX_SECONDS, MIN_INTERVAL_S, LabelSelect, OpParams, SegmentParams, clamp
+from .request import MAX_MIN_CUTS, MAX_SECONDS, MIN_INTERVAL_S, LabelSelect, OpParams, SegmentParams, clamp
 from .result import Cut, CutIn, Label, OpResult, Segment
 
 #: Default score floor of the *labels* of multi-label ops (issue 9): a class below it stays in the cut's
@@ -97,11 +97,26 @@ class _Open:
         return Segment(offset_begin=self.begin, offset_end=self.end, labels=self.labels, cuts=self.cuts)
 
 
+class _Pending:
+    """A cut held back by ``segment.min_cuts``: it differs from the open segment and its run is still short.
+    ``names`` is None for a dropped cut (it joins no segment either way)."""
+
+    __slots__ = ("names", "labels", "cut")
+
+    def __init__(self, names: frozenset[str] | None, labels: list[Label], cut: Cut | None) -> None:
+        self.names, self.labels, self.cut = names, labels, cut
+
+
 class OpAggregator:
     """Streams one op's cuts into segments, with early termination.
 
     ``add`` returns the segments that the cut closed; after it, ``stopped`` says whether the op reached a
     ``terminate`` threshold (its open segment is then already flushed). ``finish`` flushes at end of video.
+
+    ``segment.min_cuts`` = k > 1 (mode 0): cuts that differ from the open segment wait in ``_pending``; when
+    the last k of them agree (same label set, or all dropped) the open segment takes the earlier ones and
+    closes, and the run opens the next segment (or, dropped, none); a cut like the open segment first takes
+    the pending cuts into it (dropped ones stay out). So closing lags by at most k − 1 cuts.
     """
 
     def __init__(self, params: OpParams | None = None, segment: SegmentParams | None = None) -> None:
@@ -111,9 +126,12 @@ class OpAggregator:
         # would overflow int(), 1e-300 s would make every cut its own segment
         self.window_ms = (int(round(clamp(self.segment.interval, MIN_INTERVAL_S, MAX_SECONDS) * 1000))
                           if self.segment.mode == 1 else 0)
+        self.min_cuts = (max(1, min(int(self.segment.min_cuts), MAX_MIN_CUTS))
+                         if self.segment.mode == 0 else 1)
         self.counts: dict[str, int] = {}
         self.stopped = False
         self._open: _Open | None = None
+        self._pending: list[_Pending] = []
         self._segments: list[Segment] = []
 
     # -- streaming -------------------------------------------------------------------------------
@@ -122,7 +140,12 @@ class OpAggregator:
             return []
         closed: list[Segment] = []
         labels = select_cut(cut, self.params)
-        if labels is None:
+        if labels is not None and self._terminate_mode == 1:
+            for name in {lab.label for lab in labels}:
+                self.counts[name] = self.counts.get(name, 0) + 1
+        if self.min_cuts > 1 and self._open is not None:
+            self._hold(cut, labels, closed)
+        elif labels is None:
             if self.segment.mode == 0:
                 self._close(closed)
         else:
@@ -133,9 +156,6 @@ class OpAggregator:
             if self._open is None:
                 self._open = _Open(cut.offset, names)
             self._open.add(cut.offset, labels, out)
-            if self._terminate_mode == 1:
-                for name in names:
-                    self.counts[name] = self.counts.get(name, 0) + 1
         if self._reached():
             self.stopped = True
             self._close(closed, count=False)
@@ -165,6 +185,38 @@ class OpAggregator:
         return OpResult(labels=labels, segments=list(self._segments))
 
     # -- internals -------------------------------------------------------------------------------
+    def _hold(self, cut: CutIn, labels: list[Label] | None, closed: list[Segment]) -> None:
+        """One cut under ``min_cuts`` hysteresis while a segment is open (mode 0)."""
+        assert self._open is not None
+        names = None if labels is None else frozenset(lab.label for lab in labels)
+        out = None if labels is None else Cut(offset=cut.offset, result=cut.result, uri=cut.uri)
+        if names == self._open.names:  # the flicker is over: the open segment takes it
+            self._absorb(self._pending)
+            self._pending = []
+            self._open.add(cut.offset, labels or [], out)  # type: ignore[arg-type]
+            return
+        self._pending.append(_Pending(names, labels or [], out))
+        run = self._pending[-self.min_cuts:]
+        if len(run) < self.min_cuts or any(p.names != names for p in run):
+            return
+        self._absorb(self._pending[:-self.min_cuts])
+        self._pending = []
+        self._close(closed)
+        if names is not None:  # the run opens the next segment (a dropped run opens none)
+            first = run[0].cut
+            assert first is not None
+            self._open = _Open(first.offset, names)
+            for p in run:
+                assert p.cut is not None
+                self._open.add(p.cut.offset, p.labels, p.cut)
+
+    def _absorb(self, pending: list[_Pending]) -> None:
+        """Held cuts join the open segment (their labels too); dropped ones stay out of every segment."""
+        assert self._open is not None
+        for p in pending:
+            if p.cut is not None:
+                self._open.add(p.cut.offset, p.labels, p.cut)
+
     @property
     def _terminate_mode(self) -> int:
         t = self.params.terminate
@@ -179,6 +231,9 @@ class OpAggregator:
     def _close(self, closed: list[Segment], count: bool = True) -> None:
         if self._open is None:
             return
+        if self._pending:  # a short run at a close (end, terminate, discontinuity) joins the open segment
+            self._absorb(self._pending)
+            self._pending = []
         seg = self._open.close()
         self._open = None
         self._segments.append(seg)

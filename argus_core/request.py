@@ -58,9 +58,18 @@ class VFrame(msgspec.Struct, omit_defaults=True):
     t: float | None = None
 
 
+#: Bound of ``params.segment.min_cuts``: a label change may have to last this many cuts at most.
+MAX_MIN_CUTS = 1000
+
+
 class SegmentParams(msgspec.Struct, omit_defaults=True):
+    """``params.segment`` (CONTRACT §5). ``min_cuts`` is our extension (§14, issue 9): in mode 0, a change
+    of label set (or a run of dropped cuts) splits a segment only once it lasts ``min_cuts`` consecutive
+    cuts; a shorter flicker joins the segment around it. 1 (the default) is §5 exactly."""
+
     mode: int = 0
     interval: float = 0.0
+    min_cuts: int = 1
 
 
 class Save(msgspec.Struct, omit_defaults=True):
@@ -278,6 +287,8 @@ def _check_segment(req: VideoRequest) -> None:
         raise InvalidRequest(detail=f"segment.interval must be in [{MIN_INTERVAL_S}, {MAX_SECONDS:g}] s in mode 1")
     if not _time_ok(seg.interval):
         raise InvalidRequest(detail=f"segment.interval must be in [0, {MAX_SECONDS:g}] s")
+    if isinstance(seg.min_cuts, bool) or not 1 <= seg.min_cuts <= MAX_MIN_CUTS:
+        raise InvalidRequest(detail=f"segment.min_cuts must be an integer in [1, {MAX_MIN_CUTS}]")
     req.params.segment = seg
     live = req.params.live
     if live is not None and live.timeout is not None and not (0 < live.timeout <= MAX_SECONDS):

@@ -96,6 +96,65 @@ def test_segments(name, cuts, params, segment, want):  # CONTRACT §4, §5
         assert out == {"labels": [], "segments": []}
 
 
+def _flick(*names, drop=()):
+    """Cuts 1 s apart: a name per cut ('' = no label; index in ``drop`` = a cut the filter drops)."""
+    return [cut(i * 1000, ("x", 0.1)) if i in drop else cut(i * 1000, *(((n, 0.9),) if n else ()))
+            for i, n in enumerate(names)]
+
+
+DROP_X = {"labels": [{"label": "x", "select": 1, "score": 0.5}]}
+MIN_CUTS_CASES = [
+    # (name, cuts, params, min_cuts, want) — issue 9's hysteresis extension, mode 0
+    ("1 is CONTRACT §5", _flick("a", "b", "a"), {}, 1,
+     [(0, 0, ["a"], [0]), (1000, 1000, ["b"], [1000]), (2000, 2000, ["a"], [2000])]),
+    ("a one-cut flicker joins the segment around it", _flick("a", "b", "a", "a"), {}, 2,
+     [(0, 3000, ["a", "b"], [0, 1000, 2000, 3000])]),
+    ("a change that lasts min_cuts splits where it began", _flick("a", "a", "b", "b", "b"), {}, 2,
+     [(0, 1000, ["a"], [0, 1000]), (2000, 4000, ["b"], [2000, 3000, 4000])]),
+    ("mixed flicker does not add up to a run", _flick("a", "b", "c", "b", "c", "a"), {}, 2,
+     [(0, 5000, ["a", "b", "c"], [0, 1000, 2000, 3000, 4000, 5000])]),
+    ("the flicker before a run joins the old segment", _flick("a", "c", "b", "b"), {}, 2,
+     [(0, 1000, ["a", "c"], [0, 1000]), (2000, 3000, ["b"], [2000, 3000])]),
+    ("a short dropped run is bridged, its cuts in no segment", _flick("a", "", "a", drop=(1,)), DROP_X, 2,
+     [(0, 2000, ["a"], [0, 2000])]),
+    ("a long dropped run closes the segment", _flick("a", "", "", "a", drop=(1, 2)), DROP_X, 2,
+     [(0, 0, ["a"], [0]), (3000, 3000, ["a"], [3000])]),
+    ("a short run at the end joins the last segment", _flick("a", "a", "b"), {}, 3,
+     [(0, 2000, ["a", "b"], [0, 1000, 2000])]),
+    ("empty label sets are a set like any other", _flick("a", "", "", "a"), {}, 3,
+     [(0, 3000, ["a"], [0, 1000, 2000, 3000])]),
+]
+
+
+@pytest.mark.parametrize("name,cuts,params,min_cuts,want", MIN_CUTS_CASES, ids=[c[0] for c in MIN_CUTS_CASES])
+def test_segment_min_cuts(name, cuts, params, min_cuts, want):
+    assert seg_summary(aggregate(cuts, params, {"min_cuts": min_cuts})) == want
+
+
+def test_min_cuts_streams_each_segment_once_and_in_order():
+    from argus_core.aggregate import OpAggregator
+    from argus_core.request import SegmentParams
+    from argus_core.result import CutIn
+
+    agg = OpAggregator(segment=SegmentParams(min_cuts=2))
+    seen = []
+    for c in _flick("a", "b", "a", "b", "b", "c", "c"):
+        seen += agg.add(CutIn(offset=c["offset"], labels=[Label(l["label"], l["score"]) for l in c["labels"]]))
+    seen += agg.finish()
+    assert [(s.offset_begin, s.offset_end) for s in seen] == [(0, 2000), (3000, 4000), (5000, 6000)]
+    assert [(s.offset_begin, s.offset_end) for s in agg.result().segments] == [(0, 2000), (3000, 4000), (5000, 6000)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1001, True, 2.5, "2"])
+def test_min_cuts_is_validated(bad):
+    from argus_core.errors import InvalidRequest
+    from argus_core.request import parse_request
+
+    body = {"data": {"uri": "file:///v.mp4"}, "params": {"segment": {"min_cuts": bad}}, "ops": [{"op": "pulp"}]}
+    with pytest.raises(InvalidRequest):
+        parse_request(body, None)
+
+
 def test_scores_are_max_and_labels_in_first_appearance_order():  # CONTRACT §5
     out = aggregate([cut(0, ("b", 0.2), ("a", 0.3)), cut(1000, ("a", 0.9), ("b", 0.1)), cut(2000, ("c", 0.5))])
     assert out["segments"][0]["labels"] == [{"label": "b", "score": 0.2}, {"label": "a", "score": 0.9}]
