@@ -240,11 +240,12 @@ MODEL_SIZE = 224
 
 
 def _pulp_session():
-    from argus_core.runtime.manifest import MODELS_DIR, load_manifest, open_session
+    from argus_core.runtime.manifest import MODELS_DIR, load_manifest, model_path
+    from argus_core.runtime.session import open_session
 
     folder = Path(os.environ.get("ARGUS_MODELS_DIR") or MODELS_DIR) / "nsfwjs"
     man = load_manifest(folder)
-    return open_session(folder / man.file, threads=1), man
+    return open_session(model_path(folder, man), threads=1), man
 
 
 def _grid_frames(c, s, interval: float, seconds: float | None):
