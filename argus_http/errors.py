@@ -13,6 +13,14 @@ class JobNotFound(ArgusError):
     message = "job not found"
 
 
+class SourceBusy(ArgusError):
+    """CONTRACT §12: the source is being analysed (PROVISIONING or PROCESSING); it may be submitted again
+    once that task has ended, or after cancelling it."""
+
+    status = 409
+    message = "the source is being analysed"
+
+
 class CannotCancel(ArgusError):
     status = 400
     message = "fail to cancel job"
