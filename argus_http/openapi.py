@@ -72,7 +72,7 @@ PATHS: dict[str, dict[str, Op]] = {
         "post": Op("Queue API: add a job", S.QueueId, S.QueueSubmit, errors=(400, 401, 403)),
         "get": Op("Queue API: lease up to `number` jobs", _list(S.LeaseView), errors=(400, 401, 403),
                   query=(("number", S.Annotated[int, msgspec.Meta(ge=1, le=100)], "default 1"),
-                         ("kind", str, "comma-separated: video,vframe")))},
+                         ("kind", str, "comma-separated: video,vframe,abstract")))},
     "/v1/job/{job_id}/touch": _queue_job("Queue API: extend a lease", S.LeaseToken, S.Touched),
     "/v1/job/{job_id}/finish": _queue_job("Queue API: finish a leased job", S.Finish, S.Empty),
     "/v1/job/{job_id}/events": _queue_job("Queue API: report segments / op results / vframe callbacks",

@@ -1,4 +1,4 @@
-"""The HTTP bodies of the service as msgspec Structs (CONTRACT §1, §7–§9): request bodies are decoded into
+"""The HTTP bodies of the service as msgspec Structs (CONTRACT §1, §7–§9, §12): request bodies are decoded into
 them at the edge (:func:`argus_http.edge.read_body`), and the OpenAPI document is generated from them
 (:mod:`argus_http.openapi`), so the two cannot disagree.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
+import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from argus_core.request import VideoRequest
@@ -20,7 +21,7 @@ from .queue.tables import STATUSES
 
 Status = Literal["WAITING", "DOING", "RESCHEDULED", "FINISHED", "FAILED", "CANCELLED"]
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
-Kind = Literal["video", "vframe"]
+Kind = Literal["video", "vframe", "abstract"]
 Time = Annotated[str, Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", extra_json_schema={"format": "date-time"})]
 Object = dict[str, Any]
 Uid = Union[int, str]
@@ -71,7 +72,14 @@ class CallbackEvent(Struct, tag_field="type", tag="callback"):
     body: Object | None = None
 
 
-Event = Union[SegmentEvent, OpEvent, CallbackEvent]
+class ProgressEvent(Struct, tag_field="type", tag="progress"):
+    """How far a task is (an abstract's ``percent``, CONTRACT §12; the queue never lowers it)."""
+
+    percent: Annotated[int, Meta(ge=0, le=100)]
+    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+
+
+Event = Union[SegmentEvent, OpEvent, CallbackEvent, ProgressEvent]
 
 
 class Events(Struct):
@@ -130,6 +138,26 @@ class VframeParams(Struct):
     interval: float | None = None
     ss: float | None = None
     t: float | None = None
+
+
+Layer = Annotated[int, Meta(ge=0, le=3)]
+VideoType = Literal["news", "tv_play", "tv_show", "general"]
+
+
+class AbstractSubmit(Struct):
+    """``PUT /v1/videoAbstract`` (CONTRACT §12, the seed's fields; ``language`` is the §14 extra). Stored as
+    the task's request; :mod:`argus_http.resources.abstract` checks what a type cannot say."""
+
+    source: Annotated[str, Meta(min_length=1, max_length=1024, description="http(s) URL, or file:// below "
+                                                                         "the media root; the task's identity")]
+    auth: Annotated[str | None, _doc("URL parameters appended with ? or & to fetch it; never echoed")] = None
+    notification: Annotated[str | None, _doc("a notification name configured on the server")] = None
+    priority: Annotated[int, Meta(ge=0, le=100, description="higher runs first; equal: creation order")] = 0
+    videoType: VideoType = "general"
+    enablePersonName: bool = False
+    enableAbstractLayers: Annotated[list[Layer], Meta(min_length=1, description=(
+        "0 programme, 1 clips, 2 scenes, 3 shots"))] = msgspec.field(default_factory=lambda: [0, 1, 2])
+    language: Literal["zh", "en"] = "zh"
 
 
 class VframeTask(Struct):
