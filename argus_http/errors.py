@@ -13,6 +13,13 @@ class JobNotFound(ArgusError):
     message = "job not found"
 
 
+class AbstractNotFound(ArgusError):
+    """No video abstract of this source for the caller (another key's source reads the same, CONTRACT §12)."""
+
+    status = 404
+    message = "video abstract not found"
+
+
 class SourceBusy(ArgusError):
     """CONTRACT §12: the source is being analysed (PROVISIONING or PROCESSING); it may be submitted again
     once that task has ended, or after cancelling it."""

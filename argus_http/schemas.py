@@ -17,6 +17,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from argus_core.request import VideoRequest
 from argus_core.result import OpResult
 
+from .queue import abstracts
 from .queue.tables import STATUSES
 
 Status = Literal["WAITING", "DOING", "RESCHEDULED", "FINISHED", "FAILED", "CANCELLED"]
@@ -275,11 +276,63 @@ class Health(Struct):
     engine_health: dict[str, Any] | UnsetType = UNSET
 
 
+AbstractStatus = Literal["PROVISIONING", "PROCESSING", "FINISHED", "ERROR", "CANCELLED"]
+assert AbstractStatus.__args__ == abstracts.STATUSES  # type: ignore[attr-defined]
+Percent = Annotated[int, Meta(ge=0, le=100)]
+
+
+class AbstractAccepted(Struct, forbid_unknown_fields=True):
+    """The ``PUT /v1/videoAbstract`` answer (the seed's)."""
+
+    source: str
+    status: AbstractStatus
+    videoType: VideoType
+    percent: Percent
+    createTime: Time
+    notification: str | UnsetType = UNSET
+
+
+class ClipResult(Struct):
+    """One abstract item; level-3 items carry the §14 extras too (confidence, frames, timecodes, transition,
+    keyframeInMS; technical cues have a ``type``)."""
+
+    contentId: Annotated[str, _doc("<taskId>_<level>_<index>")]
+    level: Layer
+    startTimeInMS: int
+    endTimeInMS: int
+    clipAbstract: str
+
+
+class AbstractFailure(Struct, forbid_unknown_fields=True):
+    code: Literal["InvalidMedia", "InternalError", "TimeOut"]
+    message: str
+
+
+class AbstractView(Struct, forbid_unknown_fields=True):
+    """``GET /v1/videoAbstract?source=`` (the seed's response; ``language`` the §14 extra)."""
+
+    taskId: str
+    source: str
+    status: AbstractStatus
+    percent: Annotated[Percent, _doc("grows monotonically")]
+    videoType: VideoType
+    createTime: Time
+    language: Literal["zh", "en"]
+    clipResults: list[ClipResult]
+    durationInSecond: int | UnsetType = UNSET
+    notification: str | UnsetType = UNSET
+    startTime: Time | UnsetType = UNSET
+    publishTime: Time | UnsetType = UNSET
+    error: AbstractFailure | UnsetType = UNSET
+
+
+CancelFlag = Annotated[str, _doc("present (no value): cancel the source's task")]
+
 VideoResult = Annotated[dict[str, OpResult], _doc("op name → {labels, segments}")]
 
 #: Everything the document names, in the order of its components.
 DOCUMENTED: tuple[Any, ...] = (
     Error, VideoRequest, OpResult, AsyncAccepted, Job, JobSummary, KillResult, VframeTask, QueueSubmit, QueueId,
     LeaseView, LeaseToken, Finish, Events, Touched, Empty, Kill, Group, GroupCreate, FaceAdd, FaceRemove,
-    Removed, FaceSearch, FaceSearchResult, Health,
+    Removed, FaceSearch, FaceSearchResult, Health, AbstractSubmit, AbstractAccepted, AbstractView,
 )
