@@ -1,4 +1,4 @@
-"""The Falcon application, assembled: every route of CONTRACT §1 and §7–§9, plus /healthz, /metrics and
+"""The Falcon application, assembled: every route of CONTRACT §1, §7–§9 and §12, plus /healthz, /metrics and
 /openapi.json. What each route does is in :mod:`argus_http.resources`; what every request passes through
 (body, auth, metrics, JSON, the one error handler) in :mod:`argus_http.edge`."""
 
@@ -9,6 +9,7 @@ from typing import Any, Callable
 import falcon
 
 from .edge import JSON, JSON_TYPE, Gate, on_error
+from .resources.abstract import AbstractResource
 from .resources.faces import GroupResource, GroupsResource
 from .resources.health import HealthResource, MetricsResource, OpenAPIResource
 from .resources.jobs import JobResource, JobsResource, ReportResource
@@ -38,6 +39,7 @@ ROUTES: list[tuple[str, Callable[[Service], Any], str | None]] = [
     ("/v1/job/{job_id}/finish", QueueJobResource, "finish"),
     ("/v1/job/{job_id}/events", QueueJobResource, "events"),
     ("/v1/job/{job_id}/release", QueueJobResource, "release"),
+    ("/v1/videoAbstract", AbstractResource, None),
     ("/v1/face/group", GroupsResource, None),
     ("/v1/face/group/{gid}", GroupResource, None),
     ("/v1/face/group/{gid}/add", GroupResource, "add"),

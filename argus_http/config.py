@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -104,6 +105,15 @@ class Settings(msgspec.Struct, kw_only=True):
     #: default verdict thresholds ``{op: {block: {label: score}, review: {...}, review_flag}}`` over the
     #: built-in ones (CONTRACT §14, :mod:`argus_core.verdict`); a request's ``params.other.suggestion`` wins.
     verdict_policy: dict[str, Any] = {}
+    # -- video abstracts (CONTRACT §12) -------------------------------------------------------------
+    #: ``notification`` names a PUT may give → the http(s) URL that receives ``{messageId, messageBody}`` when
+    #: the task ends; another name is a 400. Env/flag form: ``name=url,name2=url2`` (or a JSON object).
+    abstract_notifications: dict[str, str] = {}
+    #: seconds one abstract may run before it ends in ``TimeOut``; 0: the seed's limits by duration
+    #: (15 min below 3 min of video … 2 h + half the duration)
+    abstract_time_limit: float = 0.0
+    #: the caller's face gallery whose names ``enablePersonName`` uses (tv_play / tv_show); empty: none
+    abstract_person_group: str = ""
     #: thumbnails per ``GET /v1/jobs/video/<id>/report`` page (decoded from the source once; then cached)
     report_thumbs: int = 300
     # -- remote worker (``argus worker --queue-url``) ------------------------------------------------
@@ -130,6 +140,12 @@ class Settings(msgspec.Struct, kw_only=True):
         from argus_core.verdict import check_config
 
         check_config(self.verdict_policy)
+        for name, url in self.abstract_notifications.items():
+            parts = urlsplit(url)
+            if not name or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"abstract_notifications: {name!r} needs an http(s) URL, not {url!r}")
+        if self.abstract_time_limit < 0:
+            raise ValueError("abstract_time_limit must be >= 0")
         if self.lease_seconds <= 0 or not self.callback_schedule:
             raise ValueError("lease_seconds must be > 0 and callback_schedule non-empty")
         return self
@@ -141,6 +157,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
 _LIST_FIELDS = {"ssrf_allow", "callback_schedule"}
+_MAP_FIELDS = {"abstract_notifications"}
 
 
 def _parse_keys(text: str) -> list[dict[str, Any]]:
@@ -156,9 +173,24 @@ def _parse_keys(text: str) -> list[dict[str, Any]]:
     return keys
 
 
+def _parse_map(text: str) -> dict[str, str]:
+    """``name=value`` entries separated by commas, or a JSON object (the env/CLI form of a mapping)."""
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r}: expected name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
 def _from_text(name: str, text: str) -> Any:
     if name == "auth_keys":
         return _parse_keys(text)
+    if name in _MAP_FIELDS:
+        return _parse_map(text)
     if name in _LIST_FIELDS:
         return [s.strip() for s in text.split(",") if s.strip()]
     return text

@@ -13,6 +13,21 @@ class JobNotFound(ArgusError):
     message = "job not found"
 
 
+class AbstractNotFound(ArgusError):
+    """No video abstract of this source for the caller (another key's source reads the same, CONTRACT §12)."""
+
+    status = 404
+    message = "video abstract not found"
+
+
+class SourceBusy(ArgusError):
+    """CONTRACT §12: the source is being analysed (PROVISIONING or PROCESSING); it may be submitted again
+    once that task has ended, or after cancelling it."""
+
+    status = 409
+    message = "the source is being analysed"
+
+
 class CannotCancel(ArgusError):
     status = 400
     message = "fail to cancel job"

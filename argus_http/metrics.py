@@ -68,8 +68,9 @@ def _esc(v: str) -> str:
 
 
 def render(m: Metrics, job_counts: dict[str, int], outbox: dict[str, int],
-           extra: Iterable[Callable[[], list[str]]] = ()) -> str:
-    """The Prometheus text exposition (format 0.0.4)."""
+           extra: Iterable[Callable[[], list[str]]] = (), abstracts: dict[str, int] | None = None) -> str:
+    """The Prometheus text exposition (format 0.0.4); ``abstracts``: video abstract tasks by their
+    CONTRACT §12 status."""
     out: list[str] = []
 
     def metric(name: str, kind: str, help_: str, samples: list[tuple[float, dict[str, str] | None]]) -> None:
@@ -79,6 +80,9 @@ def render(m: Metrics, job_counts: dict[str, int], outbox: dict[str, int],
 
     metric("argus_jobs", "gauge", "Async jobs by status.",
            [(n, {"status": s}) for s, n in sorted(job_counts.items())])
+    if abstracts is not None:
+        metric("argus_video_abstracts", "gauge", "Video abstract tasks by status (CONTRACT §12).",
+               [(n, {"status": s}) for s, n in abstracts.items()])
     metric("argus_queue_depth", "gauge", "Jobs waiting to run (WAITING + RESCHEDULED).",
            [(job_counts.get("WAITING", 0) + job_counts.get("RESCHEDULED", 0), None)])
     metric("argus_frames_total", "counter", "Frames analysed by this process.", [(m.frames_total, None)])

@@ -72,12 +72,19 @@ PATHS: dict[str, dict[str, Op]] = {
         "post": Op("Queue API: add a job", S.QueueId, S.QueueSubmit, errors=(400, 401, 403)),
         "get": Op("Queue API: lease up to `number` jobs", _list(S.LeaseView), errors=(400, 401, 403),
                   query=(("number", S.Annotated[int, msgspec.Meta(ge=1, le=100)], "default 1"),
-                         ("kind", str, "comma-separated: video,vframe")))},
+                         ("kind", str, "comma-separated: video,vframe,abstract")))},
     "/v1/job/{job_id}/touch": _queue_job("Queue API: extend a lease", S.LeaseToken, S.Touched),
     "/v1/job/{job_id}/finish": _queue_job("Queue API: finish a leased job", S.Finish, S.Empty),
     "/v1/job/{job_id}/events": _queue_job("Queue API: report segments / op results / vframe callbacks",
                                           S.Events, S.Empty),
     "/v1/job/{job_id}/release": _queue_job("Queue API: give a lease back", S.LeaseToken, S.Empty),
+    "/v1/videoAbstract": {
+        "put": Op("Submit a video abstract (CONTRACT §12); with ?cancel&source= cancel the source's task instead",
+                  (S.AbstractAccepted, S.Empty), S.AbstractSubmit, errors=(400, 401, 404, 409, 413, 415),
+                  query=(("cancel", S.CancelFlag, ""), ("source", str, "with cancel: the task's source")),
+                  body_required=False),
+        "get": Op("The latest video abstract of a source (CONTRACT §12)", S.AbstractView, errors=(400, 401, 404),
+                  query=(("source", str, "the source as submitted (URL-encoded)"),))},
     "/v1/face/group": {"get": Op("Face galleries of the caller", _list(S.Group), errors=(401, 503))},
     "/v1/face/group/{gid}": {
         "post": Op("Create a face gallery", S.Group, S.GroupCreate, errors=(400, 401, 409, 503),
@@ -151,7 +158,7 @@ def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Argus video analysis API", "version": "1.0.0",
-                 "description": "CONTRACT §1, §7–§9. Errors are always {\"error\": message}."},
+                 "description": "CONTRACT §1, §7–§9, §12. Errors are always {\"error\": message}."},
         "paths": paths,
         "components": {
             "schemas": components,

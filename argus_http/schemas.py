@@ -1,4 +1,4 @@
-"""The HTTP bodies of the service as msgspec Structs (CONTRACT §1, §7–§9): request bodies are decoded into
+"""The HTTP bodies of the service as msgspec Structs (CONTRACT §1, §7–§9, §12): request bodies are decoded into
 them at the edge (:func:`argus_http.edge.read_body`), and the OpenAPI document is generated from them
 (:mod:`argus_http.openapi`), so the two cannot disagree.
 
@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
+import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from argus_core.request import VideoRequest
 from argus_core.result import OpResult
 
+from .queue import abstracts
 from .queue.tables import STATUSES
 
 Status = Literal["WAITING", "DOING", "RESCHEDULED", "FINISHED", "FAILED", "CANCELLED"]
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
-Kind = Literal["video", "vframe"]
+Kind = Literal["video", "vframe", "abstract"]
 Time = Annotated[str, Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", extra_json_schema={"format": "date-time"})]
 Object = dict[str, Any]
 Uid = Union[int, str]
@@ -71,7 +73,14 @@ class CallbackEvent(Struct, tag_field="type", tag="callback"):
     body: Object | None = None
 
 
-Event = Union[SegmentEvent, OpEvent, CallbackEvent]
+class ProgressEvent(Struct, tag_field="type", tag="progress"):
+    """How far a task is (an abstract's ``percent``, CONTRACT §12; the queue never lowers it)."""
+
+    percent: Annotated[int, Meta(ge=0, le=100)]
+    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+
+
+Event = Union[SegmentEvent, OpEvent, CallbackEvent, ProgressEvent]
 
 
 class Events(Struct):
@@ -130,6 +139,26 @@ class VframeParams(Struct):
     interval: float | None = None
     ss: float | None = None
     t: float | None = None
+
+
+Layer = Annotated[int, Meta(ge=0, le=3)]
+VideoType = Literal["news", "tv_play", "tv_show", "general"]
+
+
+class AbstractSubmit(Struct):
+    """``PUT /v1/videoAbstract`` (CONTRACT §12, the seed's fields; ``language`` is the §14 extra). Stored as
+    the task's request; :mod:`argus_http.resources.abstract` checks what a type cannot say."""
+
+    source: Annotated[str, Meta(min_length=1, max_length=1024, description="http(s) URL, or file:// below "
+                                                                         "the media root; the task's identity")]
+    auth: Annotated[str | None, _doc("URL parameters appended with ? or & to fetch it; never echoed")] = None
+    notification: Annotated[str | None, _doc("a notification name configured on the server")] = None
+    priority: Annotated[int, Meta(ge=0, le=100, description="higher runs first; equal: creation order")] = 0
+    videoType: VideoType = "general"
+    enablePersonName: bool = False
+    enableAbstractLayers: Annotated[list[Layer], Meta(min_length=1, description=(
+        "0 programme, 1 clips, 2 scenes, 3 shots"))] = msgspec.field(default_factory=lambda: [0, 1, 2])
+    language: Literal["zh", "en"] = "zh"
 
 
 class VframeTask(Struct):
@@ -247,11 +276,63 @@ class Health(Struct):
     engine_health: dict[str, Any] | UnsetType = UNSET
 
 
+AbstractStatus = Literal["PROVISIONING", "PROCESSING", "FINISHED", "ERROR", "CANCELLED"]
+assert AbstractStatus.__args__ == abstracts.STATUSES  # type: ignore[attr-defined]
+Percent = Annotated[int, Meta(ge=0, le=100)]
+
+
+class AbstractAccepted(Struct, forbid_unknown_fields=True):
+    """The ``PUT /v1/videoAbstract`` answer (the seed's)."""
+
+    source: str
+    status: AbstractStatus
+    videoType: VideoType
+    percent: Percent
+    createTime: Time
+    notification: str | UnsetType = UNSET
+
+
+class ClipResult(Struct):
+    """One abstract item; level-3 items carry the §14 extras too (confidence, frames, timecodes, transition,
+    keyframeInMS; technical cues have a ``type``)."""
+
+    contentId: Annotated[str, _doc("<taskId>_<level>_<index>")]
+    level: Layer
+    startTimeInMS: int
+    endTimeInMS: int
+    clipAbstract: str
+
+
+class AbstractFailure(Struct, forbid_unknown_fields=True):
+    code: Literal["InvalidMedia", "InternalError", "TimeOut"]
+    message: str
+
+
+class AbstractView(Struct, forbid_unknown_fields=True):
+    """``GET /v1/videoAbstract?source=`` (the seed's response; ``language`` the §14 extra)."""
+
+    taskId: str
+    source: str
+    status: AbstractStatus
+    percent: Annotated[Percent, _doc("grows monotonically")]
+    videoType: VideoType
+    createTime: Time
+    language: Literal["zh", "en"]
+    clipResults: list[ClipResult]
+    durationInSecond: int | UnsetType = UNSET
+    notification: str | UnsetType = UNSET
+    startTime: Time | UnsetType = UNSET
+    publishTime: Time | UnsetType = UNSET
+    error: AbstractFailure | UnsetType = UNSET
+
+
+CancelFlag = Annotated[str, _doc("present (no value): cancel the source's task")]
+
 VideoResult = Annotated[dict[str, OpResult], _doc("op name → {labels, segments}")]
 
 #: Everything the document names, in the order of its components.
 DOCUMENTED: tuple[Any, ...] = (
     Error, VideoRequest, OpResult, AsyncAccepted, Job, JobSummary, KillResult, VframeTask, QueueSubmit, QueueId,
     LeaseView, LeaseToken, Finish, Events, Touched, Empty, Kill, Group, GroupCreate, FaceAdd, FaceRemove,
-    Removed, FaceSearch, FaceSearchResult, Health,
+    Removed, FaceSearch, FaceSearchResult, Health, AbstractSubmit, AbstractAccepted, AbstractView,
 )

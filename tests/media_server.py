@@ -12,11 +12,17 @@ from pathlib import Path
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     root: Path
+    require: str | None = None
+    seen: list[str]
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
 
     def do_GET(self) -> None:
+        self.seen.append(self.path)
+        if self.require is not None and self.require not in self.path.partition("?")[2].split("&"):
+            self.send_error(403)  # as a signed-URL store answers a request without its token
+            return
         path = self.root / self.path.lstrip("/").split("?")[0]
         if not path.is_file():
             self.send_error(404)
@@ -59,10 +65,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class MediaServer:
-    """``with MediaServer(folder) as base_url: ...`` serves the folder on 127.0.0.1."""
+    """``with MediaServer(folder) as base_url: ...`` serves the folder on 127.0.0.1. ``require``: a query
+    parameter (``token=abc``) without which every request is a 403; ``seen`` lists the paths requested."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        handler = type("Handler", (_Handler,), {"root": Path(root)})
+    def __init__(self, root: str | os.PathLike, require: str | None = None) -> None:
+        self.seen: list[str] = []
+        handler = type("Handler", (_Handler,), {"root": Path(root), "require": require, "seen": self.seen})
         self._srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._srv.daemon_threads = True
 

@@ -273,15 +273,18 @@ class Engine:
 
     def abstract(self, source: str, layers: Any = (0, 1, 2), language: str = "zh", video_type: str | None = None,
                  progress: Any = None, stop: Any = None, *, task_id: str | None = None,
-                 enable_person_name: bool = False, person_gallery: str | None = None) -> dict:
+                 enable_person_name: bool = False, person_gallery: str | None = None,
+                 time_limit_s: float | None = None) -> dict:
         """A video abstract of ``source`` (CONTRACT §12): the GET response body, run in the calling thread in
         one decode pass (:mod:`argus_core.abstract.run`; the ops run in this process, loaded once).
-        ``progress(Progress)``; ``stop()`` → True ends decoding at the next frame (raises ``Cancelled``)."""
+        ``progress(Progress)``; ``stop()`` → True ends decoding at the next frame (raises ``Cancelled``);
+        ``time_limit_s``: run at most this long (``TimeOut``), None: the seed's limit for the duration."""
         from ..abstract import run as abstract_run
 
         opts = abstract_run.Options(layers=abstract_run.parse_layers(layers), language=language,
                                     video_type=video_type or "general", enable_person_name=enable_person_name,
-                                    person_gallery=person_gallery, max_duration_s=self.max_duration)
+                                    person_gallery=person_gallery, max_duration_s=self.max_duration,
+                                    time_limit_s=time_limit_s)
         models = abstract_run.shared_models(self.models_dir, self.options, self.threads)
         return abstract_run.get_response(source, task_id or secrets.token_hex(10), opts, models=models,
                                          progress=progress, stop=stop, timeout=self.open_timeout,

@@ -4,7 +4,7 @@ One thread claims (up to ``settings.jobs`` at once) and starts a thread per job;
 every ``cancel_poll`` seconds for leases that are gone (killed jobs, expired leases) — and the queue also
 calls :meth:`Runner.cancel` directly for in-process kills — so decoding stops well within 2 s. Leases are
 touched every third of their length. What a job does is its kind's executor (:data:`EXECUTORS`):
-:func:`argus_http.jobs.video.run` or :func:`argus_http.jobs.vframe.run`.
+:func:`argus_http.jobs.video.run`, :func:`argus_http.jobs.vframe.run` or :func:`argus_http.jobs.abstract.run`.
 
 The runner talks to a :class:`~argus_http.queue.protocol.Backend`: the database queue itself
 (:class:`argus_http.queue.database.JobQueue`) or the queue API of a remote server
@@ -24,13 +24,14 @@ from ..config import Settings
 from ..metrics import Metrics
 from ..net.ssrf import Guard
 from ..queue.protocol import Backend, Lease
-from . import video, vframe
+from . import abstract, video, vframe
 from .running import Context, EngineLike, Running
 
 log = logging.getLogger("argus.runner")
 
 #: How each kind of job is executed.
-EXECUTORS: dict[str, Callable[[Context, Running], None]] = {"video": video.run, "vframe": vframe.run}
+EXECUTORS: dict[str, Callable[[Context, Running], None]] = {"video": video.run, "vframe": vframe.run,
+                                                          "abstract": abstract.run}
 
 
 class Runner:
@@ -38,7 +39,7 @@ class Runner:
 
     def __init__(self, engine: EngineLike, backend: Backend, settings: Settings, guard: Guard, *,
                  owner: str | None = None, metrics: Metrics | None = None, store: Any = None,
-                 kinds: Sequence[str] = ("video", "vframe")) -> None:
+                 kinds: Sequence[str] = tuple(EXECUTORS)) -> None:
         self.backend = backend
         self.s = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"

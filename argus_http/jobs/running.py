@@ -35,6 +35,8 @@ class EngineLike(Protocol):
     def known_ops(self) -> set[str]: ...
     def submit(self, body: Any, job_id: str | None = None) -> EngineJob: ...
     def analyze(self, body: Any) -> dict: ...
+    def abstract(self, source: str, layers: Any = ..., language: str = ..., video_type: str | None = ...,
+                 progress: Any = ..., stop: Any = ..., **kw: Any) -> dict: ...
 
 
 def retryable(status: int, message: str) -> bool:
@@ -69,7 +71,7 @@ class Running:
         self.releasing = False  # shutting down: give the lease back
         self.last_touch = time.monotonic()
         self.thread: threading.Thread | None = None
-        self.stop_event = threading.Event()  # for vframe jobs, which run no engine job
+        self.stop_event = threading.Event()  # for vframe and abstract jobs, which run no engine job
 
     def stop(self) -> None:
         self.stop_event.set()

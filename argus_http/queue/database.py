@@ -11,7 +11,6 @@ twice. Each state change and the callbacks it causes are one transaction (the ou
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import logging
 import secrets
@@ -27,10 +26,11 @@ from argus_core.request import VideoRequest, parse_request
 from ..config import Settings
 from ..delivery import callbacks as cb
 from ..delivery import outbox
-from ..errors import CannotCancel, IdempotencyConflict, JobNotFound
+from ..errors import CannotCancel, IdempotencyConflict, JobNotFound, SourceBusy
+from . import abstracts
 from . import tables as dbm
-from .protocol import CANCELLED_MESSAGE, Hooks, Lease
-from .tables import Tables
+from .protocol import CANCELLED_MESSAGE, Hooks, Lease, Record
+from .tables import Tables, rfc3339
 
 log = logging.getLogger("argus.queue")
 
@@ -44,11 +44,6 @@ def new_job_id() -> str:
     """24 hex characters, like the original's ObjectIds (unguessable: ids are not a secret, but
     listing another user's jobs by guessing should not be easy either)."""
     return secrets.token_hex(12)
-
-
-def rfc3339(ts: float) -> str:
-    """``2026-01-02T15:04:05Z`` (CONTRACT §7)."""
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _loads(text: str | None) -> Any:
@@ -118,6 +113,14 @@ class JobQueue:
                 log.exception("outbox listener failed")
 
     def _final_callback(self, job: Any, result: dict[str, Any] | None, error: str | None) -> bool:
+        """The callback of a job's end, in the transaction that ended it (call after the row's update)."""
+        if job.kind == dbm.ABSTRACT:
+            if not job.hooks:  # no notification named
+                return False
+            # CONTRACT §12: the notification carries the GET body, so it is built from the row as now written
+            ended = self._record(self.t.Job.get(self.t.Job.seq == job.seq), result)
+            return self._enqueue(job.job_id, abstracts.message_id(job.job_id), _HOOKS.decode(job.hooks).final,
+                                 abstracts.notification(ended))
         if job.kind != "video":
             return False
         h = self._hooks(job)
@@ -131,33 +134,44 @@ class JobQueue:
 
     # -- producer side ---------------------------------------------------------------------------
     def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video",
-               parsed: VideoRequest | None = None, idempotency_key: str | None = None, priority: int = 0) -> str:
+               parsed: VideoRequest | None = None, idempotency_key: str | None = None, priority: int = 0,
+               hooks: Hooks | None = None, exclusive: bool = False) -> str:
         """Store a new WAITING job; returns its id. ``parsed``: the request as the edge parsed it, whose
-        hooks are stored with the job (without it, a video request is parsed here, once).
+        hooks are stored with the job (without it, a video request is parsed here, once); ``hooks``: those of
+        another kind (an abstract's notification URL).
 
         ``idempotency_key``: the same key with the same request (and video id) within
         :data:`IDEMPOTENCY_WINDOW_S` returns the first job's id and creates nothing; with another request it
-        raises :class:`IdempotencyConflict` (409). ``priority``: higher is claimed first (CONTRACT §12)."""
+        raises :class:`IdempotencyConflict` (409). ``priority``: higher is claimed first (CONTRACT §12).
+
+        ``exclusive`` (abstract tasks, CONTRACT §12): while a job of the same (uid, kind, vid) is unfinished,
+        raise :class:`SourceBusy` (409); ended ones of that key are deleted with their results, so the new
+        analysis overwrites the old."""
         ts = dbm.now()
         job_id = new_job_id()
-        hooks = None
-        if kind == "video":
-            hooks = _dumps(Hooks.of(parsed) if parsed is not None else hooks_of_request(request))
+        if hooks is None and kind == "video":
+            hooks = Hooks.of(parsed) if parsed is not None else hooks_of_request(request)
+        stored = None if hooks is None else _dumps(hooks)
         body = _dumps(request)
         digest = hashlib.sha256(f"{kind}\0{vid}\0".encode() + body.encode()).hexdigest()
         try:
-            return self._insert(uid, kind, vid, body, hooks, job_id, ts, idempotency_key, digest, priority)
+            return self._insert(uid, kind, vid, body, stored, job_id, ts, idempotency_key, digest, priority,
+                                exclusive)
         except pw.IntegrityError:
+            if exclusive:  # another submit of the same key won the race (the partial unique index)
+                raise SourceBusy() from None
             if idempotency_key is None:
                 raise
             # the same key submitted twice at the same moment: the other one won; answer with its job
-            return self._insert(uid, kind, vid, body, hooks, new_job_id(), dbm.now(), idempotency_key, digest,
+            return self._insert(uid, kind, vid, body, stored, new_job_id(), dbm.now(), idempotency_key, digest,
                                 priority)
 
     def _insert(self, uid: str, kind: str, vid: str, body: str, hooks: str | None, job_id: str, ts: float,
-                idempotency_key: str | None, digest: str, priority: int = 0) -> str:
+                idempotency_key: str | None, digest: str, priority: int = 0, exclusive: bool = False) -> str:
         I = self.t.Idempotency
         with self.t.tx():
+            if exclusive:
+                self._replace(uid, kind, vid)
             if idempotency_key is not None:
                 I.delete().where(I.created_at < ts - IDEMPOTENCY_WINDOW_S).execute()
                 seen = I.get_or_none((I.uid == uid) & (I.key == idempotency_key))
@@ -170,6 +184,19 @@ class JobQueue:
                               status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
                               run_after=0.0, priority=priority, created_at=ts, updated_at=ts).execute()
         return job_id
+
+    def _replace(self, uid: str, kind: str, vid: str) -> None:
+        """Inside a submit's transaction: refuse while the key has an unfinished job, else delete its ended
+        ones (the new job overwrites them)."""
+        J, R = self.t.Job, self.t.JobResult
+        same = (J.uid == uid) & (J.kind == kind) & (J.vid == vid)
+        rows = list(self._lock_rows(J.select(J.job_id, J.status).where(same)))
+        if any(j.status not in dbm.FINAL for j in rows):
+            raise SourceBusy()
+        if rows:
+            ended = [j.job_id for j in rows]
+            R.delete().where(R.job_id.in_(ended)).execute()
+            J.delete().where(same & J.job_id.in_(ended)).execute()
 
     def cancel(self, job_id: str, uid: str | None = None) -> dict[str, Any]:
         """Kill (CONTRACT §7): WAITING/RESCHEDULED/DOING → CANCELLED at once (a DOING job's worker sees it
@@ -245,13 +272,35 @@ class JobQueue:
         return [{"id": j.job_id, "status": j.status, "created_at": rfc3339(j.created_at),
                  "updated_at": rfc3339(j.updated_at)} for j in q]
 
-    def counts(self) -> dict[str, int]:
-        """Jobs by status (every status present, zeros included)."""
+    def counts(self, kind: str | None = None) -> dict[str, int]:
+        """Jobs (of ``kind``, or all) by status (every status present, zeros included)."""
         J = self.t.Job
         out = {s: 0 for s in dbm.STATUSES}
-        for status, n in J.select(J.status, pw.fn.COUNT(J.seq)).group_by(J.status).tuples():
+        q = J.select(J.status, pw.fn.COUNT(J.seq)).group_by(J.status)
+        if kind is not None:
+            q = q.where(J.kind == kind)
+        for status, n in q.tuples():
             out[status] = n
         return out
+
+    def latest(self, uid: str, kind: str, vid: str) -> Record | None:
+        """The newest job of (uid, kind, vid) with its result: an abstract task by its source (CONTRACT §12)."""
+        J = self.t.Job
+        job = (J.select().where((J.uid == uid) & (J.kind == kind) & (J.vid == vid))
+               .order_by(J.seq.desc()).first())
+        return None if job is None else self._record(job)
+
+    def record(self, job_id: str) -> Record | None:
+        """One job with its result, by id."""
+        job = self.t.Job.get_or_none(self.t.Job.job_id == job_id)
+        return None if job is None else self._record(job)
+
+    def _record(self, job: Any, result: dict[str, Any] | None = None) -> Record:
+        if result is None and job.status == dbm.FINISHED:
+            row = self.t.JobResult.get_or_none(self.t.JobResult.job_id == job.job_id)
+            result = None if row is None else _loads(row.result)
+        return Record(job.job_id, job.uid, job.kind, job.vid, _loads(job.request), job.status, job.error,
+                      job.percent, job.duration_ms, job.created_at, job.started_at, job.updated_at, result)
 
     # -- worker side -----------------------------------------------------------------------------
     def claim(self, owner: str, n: int, kinds: Sequence[str] = ("video", "vframe"),
@@ -274,7 +323,8 @@ class JobQueue:
             for job in self._lock_rows(q, skip_locked=True):
                 token = secrets.token_hex(16)
                 changed = (J.update(status=dbm.DOING, attempts=J.attempts + 1, lease_token=token,
-                                    lease_owner=owner[:128], lease_until=ts + lease, updated_at=ts)
+                                    lease_owner=owner[:128], lease_until=ts + lease, updated_at=ts,
+                                    started_at=pw.fn.COALESCE(J.started_at, ts))
                            .where((J.seq == job.seq) & J.status.in_(dbm.RUNNABLE)).execute())
                 if changed:
                     out.append(Lease(job.job_id, token, job.uid, job.kind, job.vid, _loads(job.request),
@@ -338,6 +388,19 @@ class JobQueue:
             self._wake_sender()
         return True
 
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool:
+        """A running job's progress (0–100) and, once known, its media's length. The stored percent never
+        goes down (CONTRACT §12: monotonic, across retries too). False when the lease is lost."""
+        J = self.t.Job
+        pct = max(0, min(100, int(percent)))
+        values: dict[Any, Any] = {J.percent: pw.Case(None, [(J.percent < pct, pct)], J.percent)}
+        if duration_ms is not None:
+            values[J.duration_ms] = int(duration_ms)
+        with self.t.tx():
+            n = (J.update(values)
+                 .where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING)).execute())
+        return bool(n)
+
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None,
                error: str | None = None, retryable: bool = False) -> bool:
         """End a leased job: FINISHED with ``result``, or FAILED with ``error`` (RESCHEDULED instead when
@@ -354,7 +417,7 @@ class JobQueue:
                 text = _dumps(result or {})
                 self.t.JobResult.insert(job_id=job_id, result=text).on_conflict(  # an upsert on both
                     conflict_target=[self.t.JobResult.job_id], update={self.t.JobResult.result: text}).execute()
-                J.update(status=dbm.FINISHED, error=None, **common).where(J.seq == job.seq).execute()
+                J.update(status=dbm.FINISHED, error=None, percent=100, **common).where(J.seq == job.seq).execute()
                 queued = self._final_callback(job, result or {}, None)
             elif retryable and job.attempts < job.max_attempts:
                 J.update(status=dbm.RESCHEDULED, error=error, run_after=ts + self.s.retry_delay,

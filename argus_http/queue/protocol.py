@@ -52,6 +52,25 @@ class Hooks(msgspec.Struct, omit_defaults=True):
         return h
 
 
+class Record(msgspec.Struct, frozen=True):
+    """One job row as the views read it (and its result once FINISHED): what a status page is built from,
+    e.g. the video abstract GET of CONTRACT §12 (:func:`argus_http.queue.abstracts.view`)."""
+
+    job_id: str
+    uid: str
+    kind: str
+    vid: str
+    request: dict[str, Any]
+    status: str
+    error: str | None
+    percent: int
+    duration_ms: int | None
+    created_at: float
+    started_at: float | None
+    updated_at: float
+    result: dict[str, Any] | None = None
+
+
 class Backend(Protocol):
     """What a runner needs from a queue (local database or remote queue API)."""
 
@@ -61,6 +80,7 @@ class Backend(Protocol):
     def record_segment(self, job_id: str, token: str, op: str, index: int, segment: dict[str, Any]) -> bool: ...
     def record_op(self, job_id: str, token: str, op: str, result: dict[str, Any]) -> bool: ...
     def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool: ...
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool: ...
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None,
                error: str | None = None, retryable: bool = False) -> bool: ...
     def release(self, job_id: str, token: str) -> bool: ...

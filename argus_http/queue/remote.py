@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 
 from ..auth import sign_request
-from ..schemas import CallbackEvent, Event, LeaseView, OpEvent, SegmentEvent
+from ..schemas import CallbackEvent, Event, LeaseView, OpEvent, ProgressEvent, SegmentEvent
 from .protocol import Lease
 
 log = logging.getLogger("argus.remote")
@@ -111,6 +111,9 @@ class RemoteQueue:
 
     def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool:
         return self._events(job_id, token, [CallbackEvent(name=msg_id, url=url, body=body)])
+
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool:
+        return self._events(job_id, token, [ProgressEvent(percent=percent, duration_ms=duration_ms)])
 
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None, error: str | None = None,
                retryable: bool = False) -> bool:

@@ -13,6 +13,7 @@ can hold two databases (the tests do).
 
 from __future__ import annotations
 
+import datetime as _dt
 import threading
 import time
 from contextlib import contextmanager
@@ -46,6 +47,15 @@ EXPIRED = "EXPIRED"  # retries exhausted (callback_window)
 def now() -> float:
     """Wall-clock seconds; every timestamp in the tables uses it (leases compare across machines)."""
     return time.time()
+
+
+def rfc3339(ts: float) -> str:
+    """``2026-01-02T15:04:05Z`` (CONTRACT §7)."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: Kind of a video abstract task (CONTRACT §12): keyed by its caller and source, at most one unfinished.
+ABSTRACT = "abstract"
 
 
 def open_database(url: str) -> pw.Database:
@@ -138,14 +148,28 @@ class Tables:
             #: Higher runs first; equal priority in arrival order (CONTRACT §12: abstract ``priority`` 0–100;
             #: video jobs are 0). Claims order by ``priority DESC, seq``.
             priority = pw.IntegerField(default=0)
+            #: 0–100 as reported by the runner, never lowered (a retry starts below it; CONTRACT §12)
+            percent = pw.IntegerField(default=0)
+            #: the media's length once the runner knows it
+            duration_ms = pw.IntegerField(null=True)
             error = pw.TextField(null=True)
             created_at = pw.DoubleField()
+            #: the first claim (a retry keeps it): the abstract's ``startTime``
+            started_at = pw.DoubleField(null=True)
             updated_at = pw.DoubleField()
 
             class Meta:
                 table_name = "argus_job"
                 indexes = ((("status", "run_after"), False), (("uid", "seq"), False),
-                           (("status", "lease_until"), False), (("status", "priority", "seq"), False))
+                           (("status", "lease_until"), False), (("status", "priority", "seq"), False),
+                           (("uid", "kind", "vid", "seq"), False))
+
+        # CONTRACT §12: "a source being analysed → 409", kept by the database itself so that two PUTs racing
+        # on PostgreSQL cannot both insert. Keyed abstract tasks only (vid = the source's hash); the queue API
+        # may carry unkeyed jobs of any kind. A constant SQL condition: partial indexes take no parameters.
+        Job.add_index(Job.index(Job.uid, Job.vid, unique=True, name="argus_job_one_unfinished_abstract",
+                                where=pw.SQL(f"kind = '{ABSTRACT}' AND vid <> '' AND status IN "
+                                             f"('{WAITING}', '{RESCHEDULED}', '{DOING}')")))
 
         class JobResult(Base):
             """The final result of a job (CONTRACT §7 shape), kept apart so job listings stay small."""
@@ -216,13 +240,15 @@ class Tables:
                 self.db.create_tables(self.models, safe=True)
 
     def _add_missing_columns(self) -> None:
-        """Columns added since a table was first created (``argus_job.hooks``, ``argus_job.priority``): added
-        in place with a default, so a database written by an older version keeps working (rows without hooks
-        parse their request; old rows get priority 0)."""
+        """Columns added since a table was first created (``argus_job.hooks``, ``priority``, ``percent``,
+        ``duration_ms``, ``started_at``): added in place with a default, so a database written by an older
+        version keeps working (rows without hooks parse their request; old rows get priority 0)."""
         from playhouse.migrate import SchemaMigrator, migrate
 
         table = self.Job._meta.table_name
-        added = {"hooks": pw.TextField(null=True), "priority": pw.IntegerField(default=0)}
+        added = {"hooks": pw.TextField(null=True), "priority": pw.IntegerField(default=0),
+                 "percent": pw.IntegerField(default=0), "duration_ms": pw.IntegerField(null=True),
+                 "started_at": pw.DoubleField(null=True)}
         have = {c.name for c in self.db.get_columns(table)}
         for name, field in added.items():
             if name in have:

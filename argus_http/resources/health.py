@@ -10,6 +10,8 @@ from typing import Any
 import falcon
 
 from ..delivery import outbox
+from ..queue import abstracts
+from ..queue.tables import ABSTRACT
 from ..edge import JSON, JSON_TYPE, answer
 from ..metrics import render
 from ..openapi import document
@@ -58,7 +60,11 @@ class MetricsResource:
         self.svc = svc
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        text = render(self.svc.metrics, self.svc.queue.counts(), outbox.stats(self.svc.t))
+        q = self.svc.queue
+        tasks = dict.fromkeys(abstracts.STATUSES, 0)
+        for status, n in q.counts(kind=ABSTRACT).items():
+            tasks[abstracts.SEED_STATUS[status]] += n
+        text = render(self.svc.metrics, q.counts(), outbox.stats(self.svc.t), abstracts=tasks)
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
         resp.data = text.encode()
 

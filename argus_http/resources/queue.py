@@ -1,6 +1,7 @@
 """The queue API (CONTRACT §8): ``POST /v1/jobs {uid, job}`` → ``{id}``; ``GET /v1/jobs?number=N`` leases up
 to N jobs; ``POST /v1/job/<id>/touch|finish``, plus ``events`` and ``release`` used by
-``argus worker --queue-url`` to report segments/op results/vframe callbacks and to give a lease back."""
+``argus worker --queue-url`` to report segments/op results/vframe callbacks/abstract progress and to give a
+lease back."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from argus_core.errors import InvalidRequest
 from ..edge import VIDEO_ID, answer, int_param, read_body, require_queue_role
 from ..errors import LeaseLost
 from ..net.sources import check_hooks, check_source
-from ..schemas import CallbackEvent, Events, Finish, LeaseToken, LeaseView, OpEvent, QueueSubmit, SegmentEvent
+from ..schemas import (CallbackEvent, Events, Finish, LeaseToken, LeaseView, OpEvent, ProgressEvent, QueueSubmit,
+                       SegmentEvent)
 from ..service import Service
 
 
@@ -40,7 +42,7 @@ class QueueJobsResource:
         require_queue_role(req, svc)
         number = int_param(req, "number", 1, 1, 100)
         kinds = tuple(k for k in (req.get_param("kind") or "video,vframe").split(",") if k)
-        if not set(kinds) <= {"video", "vframe"}:
+        if not set(kinds) <= {"video", "vframe", "abstract"}:
             raise InvalidRequest(detail="unknown kind")
         owner = f"remote:{req.remote_addr}"
         leases = svc.queue.claim(owner, number, kinds)
@@ -88,6 +90,8 @@ class QueueJobResource:
                 ok = q.record_segment(job_id, token, ev.op, ev.index, ev.result or {})
             elif isinstance(ev, OpEvent):
                 ok = q.record_op(job_id, token, ev.op, ev.result or {})
+            elif isinstance(ev, ProgressEvent):
+                ok = q.record_progress(job_id, token, ev.percent, ev.duration_ms)
             else:
                 ok = self._vframe_callback(job_id, token, ev)
             _check(ok)
