@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import av
+import msgspec
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -304,11 +305,19 @@ def naive(path: Path, interval: float, seconds: float | None, sess, man) -> np.n
     return np.concatenate(out)
 
 
+#: The pulp workload of the engine benchmark: nsfwjs alone, the model the naive baseline runs, so the ratio
+#: measures the pipeline and not issue 9's ensemble (its cost is bench/bench_pulp_ensemble.py's).
+#: ``ARGUS_BENCH_PULP_ENSEMBLE=cascade|full`` measures the engine with the ensemble instead.
+PULP_ENSEMBLE = os.environ.get("ARGUS_BENCH_PULP_ENSEMBLE", "off")
+PULP_OPTIONS = {"pulp_cross_check": PULP_ENSEMBLE != "off"}
+
+
 def engine_request(path: Path, interval: float, seconds: float | None) -> dict:
     vf = {"mode": 0, "interval": interval}
     if seconds:
         vf["t"] = seconds
-    return {"data": {"uri": str(path)}, "params": {"vframe": vf}, "ops": [{"op": "pulp"}]}
+    return {"data": {"uri": str(path)}, "params": {"vframe": vf},
+            "ops": [{"op": "pulp", "params": {"other": {"ensemble": PULP_ENSEMBLE}}}]}
 
 
 def cuts_in(result: dict) -> int:
@@ -332,7 +341,7 @@ class OverlapBench:
         # ARGUS_BENCH_FRAME_THREADS=on|off overrides the Engine's own rule, for A/B runs
         ft = {"on": True, "off": False}.get(os.environ.get("ARGUS_BENCH_FRAME_THREADS", ""))
         self.engine = Engine(decoders=decoders, workers=workers, max_batch=max_batch, ops=["pulp"],
-                             frame_threads=ft)
+                             frame_threads=ft, options=PULP_OPTIONS)
         self.engine_cfg = {"decoders": decoders, "workers": workers, "max_batch": max_batch}
         self.request = engine_request(path, interval, seconds)
         res = self.engine.analyze(self.request)  # warm-up, and a check it analysed every frame
@@ -357,21 +366,24 @@ class OverlapBench:
         from argus_core.media.renditions import Converter
         from argus_core.media.sampler import sample
 
-        op = create_op("pulp")
+        op = create_op("pulp", options=PULP_OPTIONS)
         op.load(threads=1)
-        spec = op.specs()[0]
-        frames = [Frame(offset=0, src_w=0, src_h=0, views={spec: im}) for im in self.imgs]
-        params = [OpParams()] * len(frames)
-        bs = self.engine_cfg["max_batch"]
+        specs = op.specs()  # every rendition the op reads (pulp is a cascade: nsfwjs, then open_nsfw)
+        sampling = Sampling(mode=0, interval=self.interval, ss=0.0, t=self.seconds)
 
-        def argus_decode():
-            conv = None
+        def argus_decode(keep: bool = False):
+            conv, out = None, []
             # with the engine's own frame-thread choice, so the stage alone is the one the engine runs
-            for _o, f in sample(str(self.path), Sampling(mode=0, interval=self.interval, ss=0.0,
-                                                        t=self.seconds),
-                                frame_threads=self.engine.frame_threads_for(1)):
-                conv = conv or Converter([spec], f.width, f.height)
-                conv.convert(f)
+            for _o, f in sample(str(self.path), sampling, frame_threads=self.engine.frame_threads_for(1)):
+                conv = conv or Converter(specs, f.width, f.height)
+                views = conv.convert(f)
+                if keep:
+                    out.append(Frame(offset=0, src_w=f.width, src_h=f.height, views=dict(zip(specs, views))))
+            return out
+
+        frames = argus_decode(keep=True)  # the op's input, made once outside the timed region
+        params = [msgspec.convert({"other": {"ensemble": PULP_ENSEMBLE}}, OpParams)] * len(frames)
+        bs = self.engine_cfg["max_batch"]
 
         def argus_infer():
             for i in range(0, len(frames), bs):
