@@ -79,7 +79,8 @@ def split_input(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 #: Lane names of the abstract levels (CONTRACT §12: 0 programme, 1 clip, 2 scene, 3 shot).
-LEVEL_NAMES = {0: "programme", 1: "clips", 2: "scenes", 3: "shots"}
+LEVEL_NAMES = {0: "programme", 1: "clips", 2: "scenes", 3: "shots", 4: "cues"}
+CUES = 4  #: the lane of the technical cues, below the shots
 
 
 def is_abstract(obj: Any) -> bool:
@@ -103,7 +104,8 @@ def abstract_lanes(abstract: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         return []
     by_level: dict[int, list[Mapping[str, Any]]] = {}
     for item in abstract.get("clipResults") or []:
-        by_level.setdefault(int(item["level"]), []).append(item)
+        # technical cues (black frames, colour bars: items with a ``type``, §14) overlap the shots: own lane
+        by_level.setdefault(CUES if "type" in item else int(item["level"]), []).append(item)
     lanes = []
     for level in sorted(by_level):
         items = sorted(by_level[level], key=lambda i: (int(i["startTimeInMS"]), int(i["endTimeInMS"])))
@@ -111,8 +113,9 @@ def abstract_lanes(abstract: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         for item in items:
             extra = {k: v for k, v in item.items() if k not in ("level", "clipAbstract", "startTimeInMS",
                                                                    "endTimeInMS")}
+            text = str(item.get("clipAbstract") or item.get("type") or "")
             segs.append({"b": int(item["startTimeInMS"]), "e": int(item["endTimeInMS"]), "s": "pass", "labels": [],
-                         "t": str(item.get("clipAbstract") or ""), "id": str(item.get("contentId") or ""),
+                         "t": text, "id": str(item.get("contentId") or ""),
                          "cuts": [{"o": keyframe_of(item), "s": "pass", "r": extra}]})
         lanes.append({"name": LEVEL_NAMES.get(level, f"level {level}"), "kind": "abstract", "s": None,
                       "labels": [], "segs": segs})
@@ -409,7 +412,8 @@ function fmt(ms){ var s = Math.floor(ms/1000), h = Math.floor(s/3600), m = Math.
 function badge(s, big){ return el("span", "badge s-" + s + (big ? " big" : ""), s); }
 var PAL = ["#4e79a7","#f28e2b","#59a14f","#e15759","#76b7b2","#edc948","#b07aa1","#ff9da7","#9c755f","#bab0ac"];
 function labelColour(name){ var h = 0; for (var i = 0; i < name.length; i++) h = (h*31 + name.charCodeAt(i)) >>> 0; return PAL[h % PAL.length]; }
-function segColour(seg, si){ if (seg.t != null) return PAL[si % PAL.length];  // abstract items: neighbours differ
+var TREE_PAL = ["#5b7fa6", "#9db4cf"];  // abstract items: neighbours differ, in no verdict's colour
+function segColour(seg, si){ if (seg.t != null) return TREE_PAL[si % 2];
   if (colourBy === "s") return "var(--" + seg.s + ")";
   var best = seg.labels.slice().sort(function(a,b){ return b[1]-a[1]; })[0]; return best ? labelColour(String(best[0])) : "#999"; }
 function labelsText(ls){ return ls.map(function(l){ return l[0] + " " + (+l[1]).toFixed(2); }).join(", ") || "(no labels)"; }
@@ -418,7 +422,7 @@ function labelsText(ls){ return ls.map(function(l){ return l[0] + " " + (+l[1]).
 var top = $("top");
 var OPS = D.ops.filter(function(o){ return o.kind !== "abstract"; }), TREE = D.ops.length - OPS.length;
 if (OPS.length || !TREE) top.appendChild(badge(D.overall, true));  // an abstract alone has no verdict
-else $("controls").hidden = true;  // nor anything to colour by suggestion or label
+else $("controls").style.display = "none";  // nor anything to colour by suggestion or label
 var h1 = el("h1", null, D.title); top.appendChild(h1);
 top.appendChild(el("span", "meta", "duration " + fmt(DUR) + (OPS.length || !TREE ? " · " + OPS.length + " op(s) · " +
   OPS.reduce(function(n,o){ return n + o.segs.reduce(function(k,s){ return k + s.cuts.length; }, 0); }, 0) + " cuts" : "") +
@@ -579,7 +583,7 @@ FINAL_STATUSES = ("FINISHED", "FAILED", "CANCELLED")
 
 
 def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: dict[str, str] | None = None,
-            *, network: bool = True) -> str:
+            *, network: bool = True, abstract: Mapping[str, Any] | None = None) -> str:
     """The page of a job record (already scoped to the caller), cached under ``<data_dir>/reports`` once the
     job has ended. Thumbnails come from the frame store (local stores only) or the job's source, checked
     like a job's (media root for ``file://``, the SSRF guard for http(s)); http(s) sources are read only
@@ -592,6 +596,8 @@ def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: d
     cache = None
     if job.get("status") in FINAL_STATUSES:
         stamp = "".join(ch if ch.isalnum() else "-" for ch in str(job.get("updated_at", "")))
+        if abstract is not None:  # a newer abstract of the source makes another page
+            stamp += "-" + "".join(ch if ch.isalnum() else "-" for ch in str(abstract.get("taskId", "")))
         cache = Path(settings.data_dir, "reports", f"{job['id']}.{stamp}.html")
         if cache.is_file():
             return cache.read_text(encoding="utf-8")
@@ -606,9 +612,9 @@ def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: d
     store = settings.save_store
     read_saved = file_reader([store]) if store and "://" not in store else None
     limit = getattr(settings, "report_thumbs", THUMB_LIMIT)
-    thumbs, duration = grab_thumbs(result, source, limit=limit, read_saved=read_saved,
-                                   source_options=source_options) if limit > 0 else ({}, None)
-    page = render(job, thumbs=thumbs, duration_ms=duration)
+    thumbs, duration = grab_thumbs(result, source, limit=limit, read_saved=read_saved, source_options=source_options,
+                                   extra=abstract_offsets(abstract)) if limit > 0 else ({}, None)
+    page = render(job, thumbs=thumbs, duration_ms=duration, abstract=abstract)
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

@@ -167,7 +167,8 @@ def test_abstract_tree_in_chromium(browser, tmp_path: Path) -> None:
     opts = run.Options(layers=(0, 1, 2, 3), language="en")
     body = run.get_response(str(video), "megamind", opts, models=run.shared_models())
     items = body["clipResults"]
-    shots = sorted((i for i in items if i["level"] == 3), key=lambda i: i["startTimeInMS"])
+    shots = sorted((i for i in items if i["level"] == 3 and "type" not in i), key=lambda i: i["startTimeInMS"])
+    cues = [i for i in items if "type" in i]  # technical cues (Megamind opens on black frames): their own lane
     assert len(shots) >= 3
     page = tmp_path / "megamind-abstract.html"
     page.write_text(report.build(body, source=str(video)), encoding="utf-8")
@@ -177,12 +178,13 @@ def test_abstract_tree_in_chromium(browser, tmp_path: Path) -> None:
     assert _console_errors(drv) == []
     lanes = drv.execute_script("return Array.from(document.querySelectorAll('#lanes .lane')).map("
                                "function(l){ return l.dataset.op; })")
-    assert lanes == ["programme", "clips", "scenes", "shots"]
+    assert lanes == ["programme", "clips", "scenes", "shots"] + (["cues"] if cues else [])
     duration = drv.execute_script("return window.__argus.duration")
     # durationInSecond is whole seconds (the seed); the axis is the file's own duration, grabbed with the thumbs
     assert body["durationInSecond"] * 1000 <= duration < (body["durationInSecond"] + 1) * 1000
     _check_geometry(drv, duration, len(items))
     assert drv.find_elements("css selector", "#top .badge") == []  # an abstract alone carries no verdict
+    assert not drv.find_element("css selector", "#controls").is_displayed()  # nor a colour-by-verdict choice
     strip = _thumbs_loaded(drv, "#strip img")
     assert strip and all(w > 0 for w in strip)
     k = len(shots) // 2

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
 
 import falcon
@@ -11,7 +12,9 @@ from argus_core.errors import InvalidRequest
 
 from ..edge import JOB_ID, JSON_TYPE, answer, caller_uid, int_param, media_type, read_body
 from ..errors import JobNotFound, UnsupportedMediaType
+from ..queue import abstracts
 from ..queue import tables as dbm
+from ..queue.tables import ABSTRACT
 from ..schemas import Kill
 from .. import report
 from ..service import Service
@@ -39,10 +42,22 @@ class ReportResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         if not JOB_ID.match(job_id):
             raise JobNotFound()
-        job = self.svc.queue.get(job_id, caller_uid(req), kind="video")
+        uid = caller_uid(req)
+        job = self.svc.queue.get(job_id, uid, kind="video")
         resp.content_type = "text/html; charset=utf-8"
         resp.text = report.for_job(job, self.svc.s, self.svc.guard, getattr(self.svc.engine, "source_options", None),
-                                   network=self.svc.engine is not None)
+                                   network=self.svc.engine is not None, abstract=self._abstract(uid, job))
+
+    def _abstract(self, uid: str | None, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The caller's finished abstract of the job's source, if there is one: the page then shows its
+        shot/scene/clip tree too (issue 13). Scoped like the abstract GET (another key's is not there)."""
+        source = report.source_of(report.split_input(job)[1])
+        if not source:
+            return None
+        rec = self.svc.queue.latest(uid or "", ABSTRACT, abstracts.source_key(source))
+        if rec is None or rec.status != dbm.FINISHED:
+            return None
+        return abstracts.view(rec)
 
 
 class JobResource:

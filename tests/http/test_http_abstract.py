@@ -61,7 +61,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except DataUnavailable as exc:
         pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("abstract-media")
-    for name in ("short", "again", "low", "high", "doomed", "bobs"):
+    for name in ("short", "again", "low", "high", "doomed", "bobs", "reported"):
         shutil.copyfile(short.path, root / f"{name}.mp4")
     _ffmpeg("-stream_loop", "2", "-i", str(mixed.path), "-c", "copy", str(root / "long.mp4"))
     _ffmpeg("-f", "lavfi", "-i", "sine=d=2", str(root / "audio.m4a"))
@@ -258,6 +258,37 @@ def test_scoped_to_the_key(api: Api, media: Path) -> None:
     assert api.get(source)[0] == 200
     assert api.client.call("GET", f"{PATH}?source={quote(source, safe='')}")[0] == 401
     assert api.wait(source, {"FINISHED"})["clipResults"][0]["level"] == 0
+
+
+def _report_lanes(who: Signed, job_id: str) -> list[str]:
+    st, _, page = who.call("GET", f"/v1/jobs/video/{job_id}/report")
+    assert st == 200 and isinstance(page, str), page
+    m = re.search(r'<script id="argus-data" type="application/json">(.*?)</script>', page, re.S)
+    assert m
+    return [o["name"] for o in json.loads(m.group(1))["ops"]]
+
+
+def _job_done(api: Api, who: Signed, source: str) -> str:
+    body = {"data": {"uri": source}, "params": {"async": True, "vframe": {"mode": 0, "interval": 4}},
+            "ops": [{"op": "pulp"}]}
+    st, _, out = who.call("POST", "/v1/video/report-check", body)
+    assert st == 200, out
+    deadline = time.monotonic() + 60
+    while who.call("GET", f"/v1/jobs/video/{out['job']}")[2]["status"] not in dbm.FINAL:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return out["job"]
+
+
+def test_job_report_shows_the_callers_abstract_of_the_same_source(api: Api, media: Path) -> None:
+    """Issue 13: the timeline report of a video job shows the shot/scene/clip tree when the caller has a finished
+    abstract of the same source; another key's abstract is not theirs to see."""
+    source = src(media, "reported.mp4")
+    assert api.put({"source": source, "enableAbstractLayers": [0, 2, 3]})[0] == 200
+    assert api.wait(source, {"FINISHED"})["status"] == "FINISHED"
+    lanes = _report_lanes(api.alice, _job_done(api, api.alice, source))
+    assert lanes[:3] == ["programme", "scenes", "shots"] and lanes[-1] == "pulp"
+    assert _report_lanes(api.bob, _job_done(api, api.bob, source)) == ["pulp"]
 
 
 @pytest.mark.parametrize("body, detail", [
