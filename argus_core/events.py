@@ -68,6 +68,8 @@ class LiveStatus(msgspec.Struct, tag=True):
     last_frame_at: float | None = None  #: epoch seconds
     lag_ms: int | None = None
     reason: str = ""
+    #: the job-clock offset of the last frame sent: a job resumed elsewhere passes ``start_ms`` past it
+    offset_ms: int | None = None
 
 
 Event = Union[Progress, SegmentClosed, OpFinished, JobFinished, Discontinuity, LiveStatus]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 
 class Metrics:
@@ -25,6 +25,7 @@ class Metrics:
         self.sync_inflight = 0
         self.sync_rejected = 0
         self.jobs_run = 0
+        self.live_reconnects = 0  #: reconnects of live sources seen by this process's runner (issue 12)
 
     def request(self, method: str, route: str, status: int) -> None:
         with self._lock:
@@ -68,9 +69,10 @@ def _esc(v: str) -> str:
 
 
 def render(m: Metrics, job_counts: dict[str, int], outbox: dict[str, int],
-           extra: Iterable[Callable[[], list[str]]] = (), abstracts: dict[str, int] | None = None) -> str:
+           extra: Iterable[Callable[[], list[str]]] = (), abstracts: dict[str, int] | None = None,
+           live: Sequence[Any] = ()) -> str:
     """The Prometheus text exposition (format 0.0.4); ``abstracts``: video abstract tasks by their
-    CONTRACT §12 status."""
+    CONTRACT §12 status; ``live``: the running live jobs' last reported connections (all processes)."""
     out: list[str] = []
 
     def metric(name: str, kind: str, help_: str, samples: list[tuple[float, dict[str, str] | None]]) -> None:
@@ -83,6 +85,14 @@ def render(m: Metrics, job_counts: dict[str, int], outbox: dict[str, int],
     if abstracts is not None:
         metric("argus_video_abstracts", "gauge", "Video abstract tasks by status (CONTRACT §12).",
                [(n, {"status": s}) for s, n in abstracts.items()])
+    metric("argus_live_jobs", "gauge", "Live jobs running, by whether their source is connected (issue 12).",
+           [(sum(1 for s in live if s.connected is c), {"connected": str(c).lower()}) for c in (True, False)])
+    metric("argus_live_reconnects", "gauge", "Reconnects so far of the live jobs running now.",
+           [(sum(s.reconnects for s in live), None)])
+    metric("argus_live_lag_ms_max", "gauge", "Largest media-clock lag of a running live job, ms.",
+           [(max((s.lag_ms for s in live if s.lag_ms is not None), default=0), None)])
+    metric("argus_live_reconnects_total", "counter", "Live source reconnects seen by this process.",
+           [(m.live_reconnects, None)])
     metric("argus_queue_depth", "gauge", "Jobs waiting to run (WAITING + RESCHEDULED).",
            [(job_counts.get("WAITING", 0) + job_counts.get("RESCHEDULED", 0), None)])
     metric("argus_frames_total", "counter", "Frames analysed by this process.", [(m.frames_total, None)])

@@ -18,6 +18,7 @@ from argus_core.request import VideoRequest
 from argus_core.result import OpResult
 
 from .queue import abstracts
+from .queue.protocol import LiveState
 from .queue.tables import STATUSES
 
 Status = Literal["WAITING", "DOING", "RESCHEDULED", "FINISHED", "FAILED", "CANCELLED"]
@@ -74,10 +75,12 @@ class CallbackEvent(Struct, tag_field="type", tag="callback"):
 
 
 class ProgressEvent(Struct, tag_field="type", tag="progress"):
-    """How far a task is (an abstract's ``percent``, CONTRACT §12; the queue never lowers it)."""
+    """How far a task is (an abstract's ``percent``, CONTRACT §12; the queue never lowers it), and a live job's
+    connection (issue 12)."""
 
     percent: Annotated[int, Meta(ge=0, le=100)]
     duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    live: LiveState | None = None
 
 
 Event = Union[SegmentEvent, OpEvent, CallbackEvent, ProgressEvent]
@@ -180,6 +183,15 @@ class AsyncAccepted(Struct, forbid_unknown_fields=True):
     job: str
 
 
+class LiveView(Struct, forbid_unknown_fields=True):
+    """A running live job's source connection (issue 12), as its worker last reported it."""
+
+    connected: bool
+    reconnects: int
+    last_frame_at: Time | None
+    lag_ms: int | None
+
+
 class Job(Struct, forbid_unknown_fields=True):
     id: str
     vid: str
@@ -191,6 +203,8 @@ class Job(Struct, forbid_unknown_fields=True):
     #: CONTRACT §14: the whole video's verdict, once the job finished
     suggestion: Literal["pass", "review", "block"] | UnsetType = UNSET
     error: str | UnsetType = UNSET
+    #: issue 12: while a live job runs
+    live: LiveView | UnsetType = UNSET
 
 
 class JobSummary(Struct, forbid_unknown_fields=True):
@@ -221,6 +235,8 @@ class LeaseView(Struct):
     kind: Kind = "video"
     vid: str = ""
     attempts: int = 1
+    #: a rescheduled live job: its clock continues past this offset (issue 12)
+    resume_ms: int = 0
 
 
 class Touched(Struct):

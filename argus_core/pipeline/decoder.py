@@ -176,12 +176,12 @@ class Decoder:
         clock = LiveClock(start_ms=plan.start_ms)
         started = time.monotonic()
         state = {"last_frame": started, "count": 0, "why": "", "reconnects": 0, "sent": 0.0,
-                 "connected": False, "at": None, "lag": None}
+                 "connected": False, "at": None, "lag": None, "offset": None}
 
         def status(reason: str = "") -> None:
             state["sent"] = time.monotonic()
             self.chan.send(LiveStatus(key, state["connected"], state["reconnects"], state["at"], state["lag"],
-                                      reason))
+                                      reason, state["offset"]))
 
         def on_event(ev: livemod.LiveEvent) -> None:
             if isinstance(ev, livemod.Connected):
@@ -229,7 +229,7 @@ class Decoder:
                 conv.convert_into(item.frame, self.ring.views(slot))
                 self.chan.send(FrameReady(slot, key, state["count"], item.offset_ms))
                 state["count"] += 1
-                state["at"] = time.time()
+                state["at"], state["offset"] = time.time(), item.offset_ms
                 if time.monotonic() - state["sent"] >= 1.0:
                     status()
         except _Exit:

@@ -99,6 +99,7 @@ class LiveStatus(msgspec.Struct, tag=True):
     last_frame_at: float | None  #: wall time (epoch s) of the last frame sent
     lag_ms: int | None  #: job clock − the last frame's offset when it was sent
     reason: str = ""  #: why it is not connected
+    offset_ms: int | None = None  #: the last frame's offset (a resumed job's clock starts past it)
 
 
 class LiveBreak(msgspec.Struct, tag=True):

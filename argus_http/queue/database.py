@@ -29,7 +29,7 @@ from ..delivery import outbox
 from ..errors import CannotCancel, IdempotencyConflict, JobNotFound, SourceBusy
 from . import abstracts
 from . import tables as dbm
-from .protocol import CANCELLED_MESSAGE, Hooks, Lease, Record
+from .protocol import CANCELLED_MESSAGE, Hooks, Lease, LiveState, Record
 from .tables import Tables, rfc3339
 
 log = logging.getLogger("argus.queue")
@@ -55,6 +55,28 @@ def _dumps(obj: Any) -> str:
 
 
 _HOOKS = msgspec.json.Decoder(Hooks)
+
+
+def _live_state(text: str | None) -> LiveState | None:
+    if not text:
+        return None
+    try:
+        return msgspec.json.decode(text, type=LiveState)
+    except msgspec.ValidationError:  # written by a newer or broken worker: shown as unknown, never a 500
+        return None
+
+
+def resume_point(text: str | None) -> int:
+    """Where a rescheduled live job's clock starts: one past the last frame its previous run reported."""
+    live = _live_state(text)
+    return 0 if live is None or live.offset_ms is None else live.offset_ms + 1
+
+
+def live_view(live: LiveState) -> dict[str, Any]:
+    """The job GET's ``live`` (issue 12): ``{connected, reconnects, last_frame_at, lag_ms}``."""
+    return {"connected": live.connected, "reconnects": live.reconnects,
+            "last_frame_at": None if live.last_frame_at is None else rfc3339(live.last_frame_at),
+            "lag_ms": live.lag_ms}
 
 
 def hooks_of_request(request: dict[str, Any]) -> Hooks:
@@ -246,6 +268,9 @@ class JobQueue:
                     view["suggestion"] = verdict.overall(view["result"])
         if job.error and job.status in (dbm.FAILED, dbm.CANCELLED, dbm.RESCHEDULED):
             view["error"] = job.error
+        live = _live_state(job.live) if job.status == dbm.DOING else None
+        if live is not None:  # issue 12: while a live job runs
+            view["live"] = live_view(live)
         view["created_at"] = rfc3339(job.created_at)
         view["updated_at"] = rfc3339(job.updated_at)
         return view
@@ -271,6 +296,12 @@ class JobQueue:
             q = q.where(J.seq > row.seq)
         return [{"id": j.job_id, "status": j.status, "created_at": rfc3339(j.created_at),
                  "updated_at": rfc3339(j.updated_at)} for j in q]
+
+    def live_states(self) -> list[LiveState]:
+        """The last reported connection of every running live job (``/metrics``, all processes)."""
+        J = self.t.Job
+        rows = J.select(J.live).where((J.status == dbm.DOING) & J.live.is_null(False))
+        return [st for st in (_live_state(r.live) for r in rows) if st is not None]
 
     def counts(self, kind: str | None = None) -> dict[str, int]:
         """Jobs (of ``kind``, or all) by status (every status present, zeros included)."""
@@ -328,7 +359,7 @@ class JobQueue:
                            .where((J.seq == job.seq) & J.status.in_(dbm.RUNNABLE)).execute())
                 if changed:
                     out.append(Lease(job.job_id, token, job.uid, job.kind, job.vid, _loads(job.request),
-                                     job.attempts + 1, lease))
+                                     job.attempts + 1, lease, resume_ms=resume_point(job.live)))
         return out
 
     def touch(self, job_id: str, token: str, lease_seconds: float | None = None) -> bool:
@@ -388,14 +419,18 @@ class JobQueue:
             self._wake_sender()
         return True
 
-    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool:
-        """A running job's progress (0–100) and, once known, its media's length. The stored percent never
-        goes down (CONTRACT §12: monotonic, across retries too). False when the lease is lost."""
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None,
+                        live: LiveState | None = None) -> bool:
+        """A running job's progress (0–100) and, once known, its media's length; for a live job, its
+        connection (issue 12). The stored percent never goes down (CONTRACT §12: monotonic, across retries
+        too). False when the lease is lost."""
         J = self.t.Job
         pct = max(0, min(100, int(percent)))
         values: dict[Any, Any] = {J.percent: pw.Case(None, [(J.percent < pct, pct)], J.percent)}
         if duration_ms is not None:
             values[J.duration_ms] = int(duration_ms)
+        if live is not None:
+            values[J.live] = msgspec.json.encode(live).decode()
         with self.t.tx():
             n = (J.update(values)
                  .where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING)).execute())

@@ -18,6 +18,18 @@ from argus_core.request import VideoRequest
 CANCELLED_MESSAGE = "context canceled"
 
 
+class LiveState(msgspec.Struct, omit_defaults=True):
+    """A running live job's connection as its worker last reported it (issue 12), stored with the job: the job
+    GET shows it as ``live`` and ``/metrics`` sums it; ``offset_ms`` is where a job resumed on another worker
+    starts its clock past, so offsets keep growing across a worker's death."""
+
+    connected: bool
+    reconnects: int = 0
+    last_frame_at: float | None = None  #: epoch seconds
+    lag_ms: int | None = None
+    offset_ms: int | None = None
+
+
 class Lease(msgspec.Struct):
     """A claimed job: what a worker needs to run it, and the token that proves it holds it."""
 
@@ -29,6 +41,8 @@ class Lease(msgspec.Struct):
     request: dict[str, Any]
     attempts: int
     timeout: float
+    #: a live job run before (RESCHEDULED): its clock continues past this offset (0: a fresh start)
+    resume_ms: int = 0
 
 
 class Hooks(msgspec.Struct, omit_defaults=True):
@@ -80,7 +94,8 @@ class Backend(Protocol):
     def record_segment(self, job_id: str, token: str, op: str, index: int, segment: dict[str, Any]) -> bool: ...
     def record_op(self, job_id: str, token: str, op: str, result: dict[str, Any]) -> bool: ...
     def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool: ...
-    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool: ...
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None,
+                        live: LiveState | None = None) -> bool: ...
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None,
                error: str | None = None, retryable: bool = False) -> bool: ...
     def release(self, job_id: str, token: str) -> bool: ...

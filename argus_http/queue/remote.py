@@ -18,7 +18,7 @@ import msgspec
 
 from ..auth import sign_request
 from ..schemas import CallbackEvent, Event, LeaseView, OpEvent, ProgressEvent, SegmentEvent
-from .protocol import Lease
+from .protocol import Lease, LiveState
 
 log = logging.getLogger("argus.remote")
 
@@ -90,7 +90,7 @@ class RemoteQueue:
         except msgspec.ValidationError as exc:
             raise RemoteError(f"lease: unexpected answer: {exc}") from None
         return [Lease(job_id=v.id, token=v.lease, uid=str(v.uid), kind=v.kind, vid=v.vid, request=v.job,
-                      attempts=v.attempts, timeout=float(v.timeout)) for v in views]
+                      attempts=v.attempts, timeout=float(v.timeout), resume_ms=v.resume_ms) for v in views]
 
     def touch(self, job_id: str, token: str) -> bool:
         return self._ok(*self._call("POST", f"/v1/job/{job_id}/touch", body={"lease": token}), "touch")
@@ -112,8 +112,9 @@ class RemoteQueue:
     def record_callback(self, job_id: str, token: str, msg_id: str, url: str, body: dict[str, Any]) -> bool:
         return self._events(job_id, token, [CallbackEvent(name=msg_id, url=url, body=body)])
 
-    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None) -> bool:
-        return self._events(job_id, token, [ProgressEvent(percent=percent, duration_ms=duration_ms)])
+    def record_progress(self, job_id: str, token: str, percent: int, duration_ms: int | None = None,
+                        live: LiveState | None = None) -> bool:
+        return self._events(job_id, token, [ProgressEvent(percent=percent, duration_ms=duration_ms, live=live)])
 
     def finish(self, job_id: str, token: str, result: dict[str, Any] | None = None, error: str | None = None,
                retryable: bool = False) -> bool:

@@ -152,6 +152,8 @@ class Tables:
             percent = pw.IntegerField(default=0)
             #: the media's length once the runner knows it
             duration_ms = pw.IntegerField(null=True)
+            #: a live job's connection, last reported (:class:`argus_http.queue.protocol.LiveState` as JSON)
+            live = pw.TextField(null=True)
             error = pw.TextField(null=True)
             created_at = pw.DoubleField()
             #: the first claim (a retry keeps it): the abstract's ``startTime``
@@ -248,7 +250,7 @@ class Tables:
         table = self.Job._meta.table_name
         added = {"hooks": pw.TextField(null=True), "priority": pw.IntegerField(default=0),
                  "percent": pw.IntegerField(default=0), "duration_ms": pw.IntegerField(null=True),
-                 "started_at": pw.DoubleField(null=True)}
+                 "started_at": pw.DoubleField(null=True), "live": pw.TextField(null=True)}
         have = {c.name for c in self.db.get_columns(table)}
         for name, field in added.items():
             if name in have:

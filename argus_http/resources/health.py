@@ -64,7 +64,8 @@ class MetricsResource:
         tasks = dict.fromkeys(abstracts.STATUSES, 0)
         for status, n in q.counts(kind=ABSTRACT).items():
             tasks[abstracts.SEED_STATUS[status]] += n
-        text = render(self.svc.metrics, q.counts(), outbox.stats(self.svc.t), abstracts=tasks)
+        text = render(self.svc.metrics, q.counts(), outbox.stats(self.svc.t), abstracts=tasks,
+                      live=q.live_states())
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
         resp.data = text.encode()
 

@@ -48,7 +48,7 @@ class QueueJobsResource:
         leases = svc.queue.claim(owner, number, kinds)
         answer(resp, [LeaseView(id=l.job_id, uid=int(l.uid) if l.uid.isdigit() else l.uid, job=l.request,
                                 timeout=int(l.timeout), lease=l.token, kind=l.kind, vid=l.vid,  # type: ignore[arg-type]
-                                attempts=l.attempts) for l in leases])
+                                attempts=l.attempts, resume_ms=l.resume_ms) for l in leases])
 
 
 def _check(ok: bool) -> None:
@@ -91,7 +91,7 @@ class QueueJobResource:
             elif isinstance(ev, OpEvent):
                 ok = q.record_op(job_id, token, ev.op, ev.result or {})
             elif isinstance(ev, ProgressEvent):
-                ok = q.record_progress(job_id, token, ev.percent, ev.duration_ms)
+                ok = q.record_progress(job_id, token, ev.percent, ev.duration_ms, ev.live)
             else:
                 ok = self._vframe_callback(job_id, token, ev)
             _check(ok)

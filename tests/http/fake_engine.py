@@ -103,7 +103,7 @@ class FakeEngine:
     def known_ops(self) -> set[str]:
         return {"pulp", "terror"}
 
-    def submit(self, body: Any, job_id: str | None = None) -> FakeJob:
+    def submit(self, body: Any, job_id: str | None = None, start_ms: int = 0) -> FakeJob:
         req = parse_request(body, self.known_ops())
         job = FakeJob(self, job_id or secrets.token_hex(12), req)
         self.jobs[job.id] = job
