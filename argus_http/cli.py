@@ -54,6 +54,11 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
     p.add_argument("--report", default=None, metavar="OUT.html",
                    help="also write the timeline report (self-contained HTML) there")
+    p.add_argument("--live", action="store_true",
+                   help="an http(s) URL is a live stream (rtmp/rtsp/srt always are): segments are printed as "
+                        "NDJSON lines as they close; Ctrl-C stops and prints the final result")
+    p.add_argument("--live-timeout", type=float, default=None, metavar="S",
+                   help="live: end after S seconds without a frame (params.live.timeout)")
 
 
 def _report_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +83,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     vframe = {k: v for k, v in (("mode", args.mode), ("interval", args.interval), ("ss", args.ss),
                                 ("t", args.t)) if v is not None}
     params: dict[str, Any] = {"vframe": vframe}
+    if getattr(args, "live", False) or getattr(args, "live_timeout", None) is not None:
+        params["live"] = {} if args.live_timeout is None else {"timeout": args.live_timeout}
     if args.segment_mode is not None:
         params["segment"] = {"mode": args.segment_mode, "interval": args.segment_interval or 0}
     return {
@@ -131,7 +138,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if unknown:
             raise BadOp(detail=f"unknown op {unknown[0]!r}; known: {', '.join(sorted(known))}")
         policies = verdict.policies_of(body)  # a bad params.other.suggestion fails before decoding
+        from argus_core.request import is_live_request, parse_request
+
+        live = is_live_request(parse_request(body, known, max_interval=float("inf")))
         with Engine(decoders=args.decoders, workers=args.workers, ops=sorted(set(args.ops))) as engine:
+            if live:
+                return _follow_live(engine.submit(body), policies)
             job = engine.submit(body)
             bar = _ProgressBar(sys.stderr) if show else None
             final = None
@@ -165,6 +177,70 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from . import report
 
         _write(args.report, report.build(result, source=args.uri, read_saved=report.file_reader()))
+    return 0
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()  # a line as soon as it is known: the reader may be a pipe
+
+
+def _follow_live(job: Any, policies: dict[str, Any]) -> int:
+    """A live stream on the command line (issue 12): one NDJSON line per closed segment
+    (``{"type": "segment", "op", "segment"}``, with its suggestion) and per discontinuity, the source's
+    connection on stderr; Ctrl-C or SIGTERM stops decoding, and the last line is the final result
+    (``{"type": "result", "result", "suggestion"}``). Stopping is how a live analysis ends, so it exits 0."""
+    # Ctrl-C/SIGTERM only raise a flag here: an exception at an arbitrary point could cut an NDJSON line in
+    # half (seen: SIGTERM inside the stdout write). The loop looks at the flag between events.
+    asked: list[int] = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: asked.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _live_loop(job, policies, asked)
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+
+
+def _live_loop(job: Any, policies: dict[str, Any], asked: list[int]) -> int:
+    from argus_core import JobFinished, SegmentClosed, verdict
+    from argus_core.events import Discontinuity, LiveStatus
+
+    import msgspec
+
+    stopped = False
+    connected: bool | None = None
+    final = None
+    while final is None:
+        if asked and not stopped:
+            stopped = True
+            print("argus: stopping the live analysis", file=sys.stderr)
+            job.stop()  # the frames already decoded are analysed and the open segments close
+        elif stopped and len(asked) > 1:  # a second Ctrl-C while draining: give up on the final result
+            raise Terminated() if asked[-1] == signal.SIGTERM else KeyboardInterrupt()
+        try:
+            ev = next(job.events(timeout=0.25))
+        except TimeoutError:
+            continue
+        if isinstance(ev, SegmentClosed):
+            seg = msgspec.to_builtins(ev.segment)
+            verdict.annotate_segment(seg, policies.get(ev.op) or verdict.policy_for(ev.op))
+            _emit({"type": "segment", "op": ev.op, "segment": seg})
+        elif isinstance(ev, Discontinuity):
+            _emit({"type": "discontinuity", "offset": ev.offset_ms, "reason": ev.reason})
+        elif isinstance(ev, LiveStatus) and ev.connected != connected:
+            connected = ev.connected
+            print("argus: " + ("connected" if ev.connected else f"disconnected ({ev.reason or 'no frames'}), "
+                               "reconnecting"), file=sys.stderr)
+        elif isinstance(ev, JobFinished):
+            final = ev
+    if final is not None and final.error is not None:
+        err = msgspec.to_builtins(final.error)
+        _emit({"type": "error", "error": err.get("message"), **({"detail": err["detail"]} if err.get("detail") else {})})
+        return EXIT_BAD_INPUT if 400 <= int(err.get("status") or 500) < 500 else EXIT_FAILED
+    result = msgspec.to_builtins(final.result) if final is not None and final.result is not None else {}
+    overall = verdict.annotate(result, policies)
+    _emit({"type": "result", "result": result, "suggestion": overall})
     return 0
 
 

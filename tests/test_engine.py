@@ -101,6 +101,29 @@ def test_cancel(engine, vids):
     assert engine.analyze(req(vids["photos"], {"mode": 0, "interval": 5}))["pulp"]["segments"]
 
 
+def test_stop_ends_early_with_what_it_has(engine, vids):
+    """Job.stop(): decoding stops, the frames already decoded are analysed and the open segment closes; the
+    job ends with a result that is a prefix of the whole video's (the live CLI's Ctrl-C, issue 12)."""
+    from argus_core.events import Progress
+
+    body = req(vids["photos_long"], {"mode": 0, "interval": 0.04})
+    whole = engine.analyze(body)["pulp"]["segments"]
+    job = engine.submit(body)
+    for ev in job.events(timeout=60):
+        if isinstance(ev, Progress) and ev.frames > 0:
+            job.stop()
+            break
+    final = job.wait(timeout=30)
+    assert final.error is None and not final.cancelled
+    got = job.result()["pulp"]["segments"]
+    cuts = [c["offset"] for s in got for c in s["cuts"]]
+    all_cuts = [c["offset"] for s in whole for c in s["cuts"]]
+    # (how far decoding got before the stop landed depends on the machine; cancel() would give no result)
+    assert 0 < len(cuts) <= len(all_cuts) and cuts == all_cuts[:len(cuts)]
+    assert got[:-1] == whole[:len(got) - 1]  # closed segments as in the whole run; the last one cut short
+    assert engine.analyze(req(vids["photos"], {"mode": 0, "interval": 5}))["pulp"]["segments"]
+
+
 def test_results_identical_for_any_process_count_and_batch(vids, engine):
     body = req(vids["photos_long"], {"mode": 0, "interval": 0.7})
     reference = engine.analyze(body)

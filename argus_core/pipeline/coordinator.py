@@ -52,6 +52,12 @@ class Cancel(NamedTuple):
     key: int
 
 
+class Stop(NamedTuple):
+    """End a job early with its result (:meth:`Job.stop`): its decoder stops, what it posted is analysed."""
+
+    key: int
+
+
 class Close(NamedTuple):
     pass
 
@@ -195,10 +201,24 @@ class Coordinator:
             with self.guard(cmd.key, cmd.job if isinstance(cmd, Submit) else None):
                 if isinstance(cmd, Submit):
                     self.on_submit(cmd)
+                elif isinstance(cmd, Stop):
+                    self.on_stop(cmd.key)
                 else:
                     st = self.jobs.get(cmd.key)
                     if st is not None:
                         self.finish(st, error=Cancelled(), cancelled=True)
+
+    def on_stop(self, key: int) -> None:
+        """The decoder stops; its DecodeDone then says how many frames there are, and the job finishes once
+        those are analysed (the path of a video that ends). A job not yet decoding ends at once."""
+        st = self.jobs.get(key)
+        if st is None:
+            return
+        if st.decoder is not None:
+            self.sup.decoders[st.decoder].send(StopJob(st.key))
+        elif st.total is None:
+            st.total = st.next_seq
+            self.advance(st)
 
     def guard(self, key: int, job: Job | None = None) -> "_JobGuard":
         """Confine an exception while handling job ``key`` to that job (``job``: one not yet in the books)."""

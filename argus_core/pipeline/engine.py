@@ -30,7 +30,7 @@ from ..ops import check_request, create_op, op_classes
 from ..request import VideoRequest, parse_request
 from ..runtime.device import device_name
 from ..runtime.tuning import machine_cores, plan
-from .coordinator import Cancel, Close, Coordinator, Limits, Submit
+from .coordinator import Cancel, Close, Coordinator, Limits, Stop, Submit
 from .job import Job
 from .ring import FrameRing
 from .supervisor import Supervisor, WorkerSettings, stop_children
@@ -203,12 +203,15 @@ class Engine:
             raise EngineError("engine failure", detail="the coordinator has stopped")
         req = self.parse(body)
         key = next(self._keys)
-        job = Job(job_id or secrets.token_hex(12), key, self._cancel)
+        job = Job(job_id or secrets.token_hex(12), key, self._cancel, self._stop)
         self._coord.post(Submit(key, job, req, max(0, int(start_ms))))
         return job
 
     def _cancel(self, key: int) -> None:
         self._coord.post(Cancel(key))
+
+    def _stop(self, key: int) -> None:
+        self._coord.post(Stop(key))
 
     def analyze(self, body: bytes | str | Mapping[str, Any] | VideoRequest, timeout: float | None = None) -> dict:
         """Run a request to the end; returns ``{op: {labels, segments}}`` (the sync response, CONTRACT §7)."""

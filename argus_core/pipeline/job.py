@@ -13,14 +13,17 @@ from ..events import ErrorInfo, Event, JobFinished
 
 
 class Job:
-    """A submitted analysis. Iterate ``events()`` or wait for ``result()``; ``cancel()`` stops it.
+    """A submitted analysis. Iterate ``events()`` or wait for ``result()``; ``cancel()`` abandons it, ``stop()``
+    ends it early with what it has (a live stream's normal end).
 
     The coordinator thread calls :meth:`deliver` for each event; everything else is for the embedder."""
 
-    def __init__(self, job_id: str, key: int, cancel: Callable[[int], None]) -> None:
+    def __init__(self, job_id: str, key: int, cancel: Callable[[int], None],
+                 stop: Callable[[int], None] | None = None) -> None:
         self.id = job_id
         self.key = key
         self._cancel = cancel
+        self._stop = stop or cancel
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._done = threading.Event()
         self._final: JobFinished | None = None
@@ -42,8 +45,15 @@ class Job:
                 return
 
     def cancel(self) -> None:
-        """Stop the job; decoding stops at the next frame. Harmless on a finished job."""
+        """Abandon the job: decoding stops at the next frame and it ends cancelled, without a result.
+        Harmless on a finished job."""
         self._cancel(self.key)
+
+    def stop(self) -> None:
+        """End the job early, keeping what it has: decoding stops at the next frame, the frames already
+        decoded are analysed, open segments close, and it ends with its result as if the video ended there
+        (issue 12: Ctrl-C on a live stream prints the final result). Harmless on a finished job."""
+        self._stop(self.key)
 
     def wait(self, timeout: float | None = None) -> JobFinished:
         if not self._done.wait(timeout):
