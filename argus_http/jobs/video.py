@@ -87,7 +87,7 @@ def follow(ctx: Context, r: Running, handle: EngineJob, saver: CutSaver | None, 
     final: JobFinished | None = None
     frames_seen = 0
     pol = policies(lease.request, ctx.s)
-    live = _LiveWriter(ctx, r)
+    connection = _LiveWriter(ctx, r)
     try:
         for ev in handle.events(timeout=STALL_TIMEOUT):
             if isinstance(ev, SegmentClosed):
@@ -110,7 +110,7 @@ def follow(ctx: Context, r: Running, handle: EngineJob, saver: CutSaver | None, 
                 ctx.metrics.frames(ev.frames - frames_seen)
                 frames_seen = ev.frames
             elif isinstance(ev, LiveStatus):
-                live.update(ev)
+                connection.update(ev)
             elif isinstance(ev, JobFinished):
                 final = ev
     except TimeoutError:
