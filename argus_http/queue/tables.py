@@ -14,11 +14,12 @@ can hold two databases (the tests do).
 from __future__ import annotations
 
 import datetime as _dt
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import msgspec
 from urllib.parse import urlsplit
@@ -92,12 +93,16 @@ class Capabilities(msgspec.Struct, frozen=True):
     single_writer: bool = False
     #: A failed statement aborts the transaction until a rollback (PostgreSQL).
     rollback_after_error: bool = False
+    #: ``UPDATE … RETURNING`` and ``WITH … AS MATERIALIZED`` (PostgreSQL; SQLite from 3.35): a claim is one
+    #: statement instead of a SELECT and an UPDATE per row (bench/bench_claims.py).
+    returning: bool = False
 
 
 #: Per database class, most specific first (looked up along the class's MRO).
 CAPABILITIES: dict[type[pw.Database], Capabilities] = {
-    pw.PostgresqlDatabase: Capabilities(for_update=True, skip_locked=True, rollback_after_error=True),
-    pw.SqliteDatabase: Capabilities(single_writer=True),
+    pw.PostgresqlDatabase: Capabilities(for_update=True, skip_locked=True, rollback_after_error=True,
+                                        returning=True),
+    pw.SqliteDatabase: Capabilities(single_writer=True, returning=sqlite3.sqlite_version_info >= (3, 35, 0)),
 }
 
 
@@ -107,6 +112,43 @@ def capabilities(database: pw.Database) -> Capabilities:
         if cls in CAPABILITIES:
             return CAPABILITIES[cls]
     return Capabilities(single_writer=True)
+
+
+class Prepared:
+    """A peewee query turned into SQL once and run many times with new values.
+
+    Measured (bench/RESULTS-service.md, finding B; cProfile of 2,000 claims on SQLite): peewee building the
+    SQL text took two thirds of a claim, the database itself an eighth. Hot statements are therefore built
+    once: ``build(**standins)`` makes the query from one stand-in value per slot, the places where each
+    stand-in lands in the parameter list are recorded, and :meth:`execute` puts the real values there.
+
+    A stand-in must have the type the real values will have (values are passed to the driver as given,
+    without the field's conversion) and must equal no constant of the query; a stand-in that lands nowhere,
+    or twice on one place, is refused at once.
+    """
+
+    def __init__(self, db: pw.Database, build: Callable[..., pw.Query], **standins: Any) -> None:
+        self.db = db
+        self.sql, params = build(**standins).sql()
+        self._params = list(params)
+        self._slots: dict[str, list[int]] = {}
+        for name, v in standins.items():
+            where = [i for i, p in enumerate(self._params) if type(p) is type(v) and p == v]
+            if not where:
+                raise ValueError(f"stand-in for {name!r} is not a parameter of the query")
+            self._slots[name] = where
+        taken = [i for places in self._slots.values() for i in places]
+        if len(taken) != len(set(taken)):
+            raise ValueError("two stand-ins share a parameter: make them distinct")
+
+    def execute(self, **values: Any) -> Any:
+        """Run the statement with ``values`` in its slots; returns the DB-API cursor."""
+        params = list(self._params)
+        for name, places in self._slots.items():
+            v = values[name]
+            for i in places:
+                params[i] = v
+        return self.db.execute_sql(self.sql, params)
 
 
 class Tables:
