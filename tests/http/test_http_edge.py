@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -91,4 +92,27 @@ def test_prepared_statements_place_values_and_refuse_stand_ins_they_cannot_place
         Prepared(t.db, lambda a: J.select().where(J.run_after > 5.0), a=-1.0)
     with pytest.raises(ValueError, match="share"):
         Prepared(t.db, lambda a, b: J.select().where(J.run_after > a), a=-1.0, b=-1.0)
+    t.close()
+
+
+def test_sqlite_checkpoints_run_off_the_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A COMMIT never checkpoints the WAL (that stalled every queued writer); the checkpoint thread does,
+    within its interval, and copies the log back into the database file."""
+    from argus_http.queue import tables as dbm
+
+    monkeypatch.setattr(dbm._CHECKPOINTER, "interval", 0.05)
+    path = tmp_path / "q.db"
+    t = Tables(open_database(f"sqlite:///{path}"))
+    t.create()
+    assert t.db.execute_sql("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    go, ran = threading.Event(), threading.Event()
+    checkpoint = t.checkpoint
+    monkeypatch.setattr(t, "checkpoint", lambda: (go.wait(10), checkpoint(), ran.set()))
+    before = path.stat().st_size
+    for i in range(300):  # ~2,000 log pages: SQLite alone would have checkpointed inside a COMMIT
+        with t.tx():
+            t.Job.insert(job_id=f"j{i}", request="{}" * 200, created_at=0.0, updated_at=0.0).execute()
+    assert path.stat().st_size == before  # every page is still in the log
+    go.set()
+    assert ran.wait(5) and path.stat().st_size > before
     t.close()
