@@ -151,14 +151,22 @@ class Prepared:
         if len(taken) != len(set(taken)):
             raise ValueError("two stand-ins share a parameter: make them distinct")
 
-    def execute(self, **values: Any) -> Any:
-        """Run the statement with ``values`` in its slots; returns the DB-API cursor."""
+    def params(self, **values: Any) -> list[Any]:
+        """The statement's parameters with ``values`` in its slots."""
         params = list(self._params)
         for name, places in self._slots.items():
             v = values[name]
             for i in places:
                 params[i] = v
-        return self.db.execute_sql(self.sql, params)
+        return params
+
+    def execute(self, **values: Any) -> Any:
+        """Run the statement with ``values`` in its slots; returns the DB-API cursor."""
+        return self.db.execute_sql(self.sql, self.params(**values))
+
+    def first(self, model: type[pw.Model], **values: Any) -> Any:
+        """Run a SELECT of ``model``'s columns; its first row as a ``model`` instance, or None."""
+        return next(iter(model.raw(self.sql, *self.params(**values))), None)
 
 
 class _Checkpointer:
