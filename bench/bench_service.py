@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_service.py                      # everything, prints a report + JSON
     .venv/bin/python bench/bench_service.py --part submit --rates 50,200 --seconds 10
+    .venv/bin/python bench/bench_service.py --part submit --submit-db pg     # the served queue on PostgreSQL
     .venv/bin/python bench/bench_service.py --part queue --jobs 1000 --backends sqlite,pg --procs 1,2
     .venv/bin/pytest bench/bench_service.py --benchmark-enable   # the same, as pytest-benchmark tests
 
@@ -20,8 +21,9 @@ file). Two server set-ups:
 The load generator is open-loop: request *i* is due at ``t0 + i / rate`` whatever happened before; a pool of
 threads, each with one keep-alive ``http.client`` connection, sends due requests; latency is measured from
 the *due* time to the end of the response, so it includes any queueing when the server (or the client pool)
-falls behind. Every phase is bounded (``rate * seconds`` requests, a hard deadline). Bodies name a
-``file://`` URI below the media root (no network, no DNS) and carry no hook URLs. Afterwards the benchmark
+falls behind. ``--submit-db pg``: the server's queue is a fresh database on the PostgreSQL server described
+below instead of the data dir's SQLite file. Every phase is bounded (``rate * seconds`` requests, a hard
+deadline). Bodies name a ``file://`` URI below the media root (no network, no DNS) and carry no hook URLs. Afterwards the benchmark
 checks every accepted job id is unique and present in the database.
 
 **Queue lease operations/s.** :class:`argus_http.queue.database.JobQueue` called directly (no HTTP) on SQLite (a
@@ -51,7 +53,6 @@ import secrets
 import select
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -100,6 +101,9 @@ class NullEngine:
 
     def known_ops(self) -> set[str]:
         return {"pulp", "terror", "image_label", "detection", "ocr"}
+
+    def check(self, req: Any) -> None:
+        """No op has parameters of its own to check (the server calls this on every parsed request)."""
 
     def submit(self, body: Any, job_id: str | None = None) -> _NullJob:
         ops = [o.get("op") for o in (body.get("ops") or []) if isinstance(o, dict)] or ["pulp"]
@@ -160,10 +164,12 @@ class ServeProcess:
     """``argus serve`` (``python -m argus_http.cli serve``) on 127.0.0.1:0 in its own data directory."""
 
     def __init__(self, workdir: Path, mode: str = "api", extra_args: list[str] | None = None,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, database_url: str = "") -> None:
         self.workdir = workdir
         self.mode = mode
         self.data_dir = workdir / "data"
+        #: the queue's database: the data dir's SQLite file unless a URL is given (``--submit-db pg``)
+        self.database_url = database_url or f"sqlite:///{self.data_dir / 'argus.db'}"
         self.media_dir = workdir / "media"
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.video_uri = (self.media_dir / "clip.mp4").as_uri()  # never opened on the submit path
@@ -176,6 +182,8 @@ class ServeProcess:
             args += ["--engine", "bench_service:NullEngine"]
         else:
             raise ValueError(f"unknown server mode {mode!r}")
+        if database_url:
+            args += ["--database-url", database_url]
         args += list(extra_args or [])
         env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
         env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -218,19 +226,26 @@ class ServeProcess:
                 self.proc.wait(5)
         self._log.close()
 
+    def _db(self) -> Any:
+        from argus_http.queue.tables import Tables, open_database
+
+        return Tables(open_database(self.database_url))
+
     def db_job_ids(self) -> list[str]:
-        con = sqlite3.connect(str(self.data_dir / "argus.db"), timeout=30)
+        t = self._db()
         try:
-            return [r[0] for r in con.execute("SELECT job_id FROM argus_job")]
+            return [r[0] for r in t.Job.select(t.Job.job_id).tuples()]
         finally:
-            con.close()
+            t.close()
 
     def db_status_counts(self) -> dict[str, int]:
-        con = sqlite3.connect(str(self.data_dir / "argus.db"), timeout=30)
+        from peewee import fn
+
+        t = self._db()
         try:
-            return dict(con.execute("SELECT status, COUNT(*) FROM argus_job GROUP BY status").fetchall())
+            return dict(t.Job.select(t.Job.status, fn.COUNT(t.Job.seq)).group_by(t.Job.status).tuples())
         finally:
-            con.close()
+            t.close()
 
     def server_ms(self, since_line: int) -> tuple[list[float], int]:
         """Handler times (``ms`` of the ``request`` log lines for the video route) after line ``since_line``."""
@@ -400,11 +415,11 @@ def warm_up(port: int, uri: str, n: int = 40, conns: int = 32) -> None:
 
 
 def run_submit(mode: str, rates: list[float], seconds: float, conns: int = 32,
-               workdir: Path | None = None) -> dict[str, Any]:
+               workdir: Path | None = None, database_url: str = "") -> dict[str, Any]:
     """Start ``argus serve`` in ``mode``, run one open-loop phase per rate, check the jobs, stop it."""
     own = workdir is None
     wd = Path(tempfile.mkdtemp(prefix=f"argus-bench-serve-{mode}-")) if own else workdir
-    srv = ServeProcess(wd, mode)
+    srv = ServeProcess(wd, mode, database_url=database_url)
     phases = []
     try:
         warm_up(srv.port, srv.video_uri, conns=conns)
@@ -428,7 +443,7 @@ def run_submit(mode: str, rates: list[float], seconds: float, conns: int = 32,
         if own:
             shutil.rmtree(wd, ignore_errors=True)
     return {"mode": mode, "command": " ".join(a if a else '""' for a in srv.cmd), "phases": phases,
-            "db_status_counts": counts}
+            "db_status_counts": counts, "database": srv.database_url.split("@")[-1].split("/")[0]}
 
 
 # ===================================================================================================
@@ -728,6 +743,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rates", default="50,200", help="comma-separated req/s (default 50,200)")
     ap.add_argument("--seconds", type=float, default=10.0, help="seconds per rate (default 10)")
     ap.add_argument("--servers", default="api,noop", help="server modes: api (no engine), noop (NullEngine)")
+    ap.add_argument("--submit-db", default="sqlite", choices=("sqlite", "pg"),
+                    help="the served queue's database: the data dir's SQLite file, or a fresh PostgreSQL database")
     ap.add_argument("--conns", type=int, default=32, help="keep-alive connections / sender threads (default 32)")
     ap.add_argument("--jobs", type=int, default=1000, help="jobs per lease run (default 1000)")
     ap.add_argument("--backends", default="sqlite,pg")
@@ -739,10 +756,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if a.part in ("all", "submit"):
         rates = [float(x) for x in a.rates.split(",") if x]
         report["submit"] = []
-        for mode in [m for m in a.servers.split(",") if m]:
-            res = run_submit(mode, rates, a.seconds, conns=a.conns)
-            report["submit"].append(res)
-            print("\n".join(fmt_submit(res)), flush=True)
+        pg = PgServer() if a.submit_db == "pg" else None
+        try:
+            if pg is not None:
+                pg.start()
+            for mode in [m for m in a.servers.split(",") if m]:
+                name = f"argus_bench_serve_{os.getpid()}_{mode}"
+                res = run_submit(mode, rates, a.seconds, conns=a.conns,
+                                 database_url=pg.fresh_db(name) if pg is not None else "")
+                report["submit"].append(res)
+                print("\n".join(fmt_submit(res)), flush=True)
+                if pg is not None:
+                    pg.drop_db(name)
+        finally:
+            if pg is not None:
+                pg.stop()
     if a.part in ("all", "queue"):
         rows = []
         pg = None

@@ -10,6 +10,7 @@ request validation (CONTRACT §1, §11).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -25,6 +26,13 @@ NETWORK_SCHEMES = frozenset({"http", "https", "rtmp", "rtsp", "srt"})
 HOOK_SCHEMES = frozenset({"http", "https"})
 
 
+@functools.lru_cache(maxsize=8)
+def _real_root(media_root: str) -> str:
+    """The configured media root with its symlinks resolved, once: ``realpath`` makes a system call per
+    path component, and every submit of a ``file://`` URI checks against the root."""
+    return os.path.realpath(media_root)
+
+
 def local_file(uri: str, media_root: str) -> str:
     """The absolute path of a ``file://`` URI inside ``media_root``; raises ``invalid parameters``."""
     if not media_root:
@@ -32,7 +40,7 @@ def local_file(uri: str, media_root: str) -> str:
     parts = urlsplit(uri)
     if parts.netloc not in ("", "localhost"):
         raise InvalidRequest(detail="file:// URI with a host")
-    root = os.path.realpath(media_root)
+    root = _real_root(media_root)
     path = os.path.realpath(unquote(parts.path))
     if os.path.commonpath([root, path]) != root:
         raise InvalidRequest(detail="file:// URI outside the media root")

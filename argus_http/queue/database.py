@@ -11,7 +11,9 @@ twice. Each state change and the callbacks it causes are one transaction (the ou
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import logging
 import secrets
 from typing import Any, Callable, Iterable, Sequence
@@ -30,9 +32,21 @@ from ..errors import CannotCancel, IdempotencyConflict, JobNotFound, SourceBusy
 from . import abstracts
 from . import tables as dbm
 from .protocol import CANCELLED_MESSAGE, Hooks, Lease, LiveState, Record
-from .tables import Tables, rfc3339
+from .tables import Prepared, Tables, rfc3339
 
 log = logging.getLogger("argus.queue")
+
+#: Random bytes of a lease token: 96 bits, never guessed; the row's ``seq`` follows them, which keeps
+#: ``<24 hex>-<seq>`` within the 40-character column up to seq 10**15.
+_TOKEN_BYTES = 12
+
+#: Stand-ins for the slots of prepared statements (:class:`Prepared`): of the real values' types, and equal
+#: to no constant of a query.
+_STANDINS: dict[str, Any] = {
+    "ts": -1.0e300, "until": -2.0e300, "n": -987_654_321, "max_attempts": -987_654_322, "priority": -987_654_323,
+    "seq": -987_654_324,
+    **{name: f"\0{name}" for name in ("prefix", "owner", "job_id", "uid", "kind", "vid", "request", "hooks",
+                                      "token", "result")}}
 
 #: Error text of a job whose worker vanished ``max_attempts`` times.
 LEASE_EXHAUSTED = "job failed: worker lost (attempts exhausted)"
@@ -103,6 +117,7 @@ class JobQueue:
         self.cancel_listeners: list[Callable[[str], None]] = []
         #: Called after a transaction that enqueued callbacks, to wake the sender.
         self.outbox_listeners: list[Callable[[], None]] = []
+        self._prepared: dict[Any, Prepared] = {}
 
     def close_thread(self) -> None:
         """Close the calling thread's database connection (peewee keeps one per thread): job threads call
@@ -150,9 +165,13 @@ class JobQueue:
                              cb.final_body(job.vid, result, error, h.meta))
 
     def _leased(self, job_id: str, token: str) -> Any:
+        """The job's row while ``token`` holds its lease (locked where rows lock), else None."""
+        return self._stmt("leased", self._leased_row).first(self.t.Job, job_id=job_id, token=token)
+
+    def _leased_row(self, job_id: str, token: str) -> pw.Select:
         J = self.t.Job
-        q = J.select().where((J.job_id == job_id) & (J.lease_token == token) & (J.status == dbm.DOING))
-        return self._lock_rows(q).first()
+        return self._lock_rows(J.select().where((J.job_id == job_id) & (J.lease_token == token)
+                                                & (J.status == dbm.DOING)))
 
     # -- producer side ---------------------------------------------------------------------------
     def submit(self, uid: str, request: dict[str, Any], vid: str = "", kind: str = "video",
@@ -202,10 +221,18 @@ class JobQueue:
                         raise IdempotencyConflict(detail=f"key {idempotency_key!r} belongs to job {seen.job_id}", public=True)
                     return seen.job_id
                 I.insert(uid=uid, key=idempotency_key, body_sha256=digest, job_id=job_id, created_at=ts).execute()
-            self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=body, hooks=hooks,
-                              status=dbm.WAITING, attempts=0, max_attempts=self.s.max_attempts,
-                              run_after=0.0, priority=priority, created_at=ts, updated_at=ts).execute()
+            self._stmt("insert", self._new_job).execute(job_id=job_id, uid=uid, kind=kind, vid=vid, request=body,
+                                                        hooks=hooks, max_attempts=self.s.max_attempts,
+                                                        priority=priority, ts=ts)
         return job_id
+
+    def _new_job(self, job_id: str, uid: str, kind: str, vid: str, request: str, hooks: str | None,
+                 max_attempts: int, priority: int, ts: float) -> pw.Insert:
+        """The INSERT of a WAITING job: built once (peewee building it was 13 % of an API node's CPU at
+        200 submits/s, py-spy, bench/RESULTS-service.md)."""
+        return self.t.Job.insert(job_id=job_id, uid=uid, kind=kind, vid=vid, request=request, hooks=hooks,
+                                 status=dbm.WAITING, attempts=0, max_attempts=max_attempts, run_after=0.0,
+                                 priority=priority, created_at=ts, updated_at=ts)
 
     def _replace(self, uid: str, kind: str, vid: str) -> None:
         """Inside a submit's transaction: refuse while the key has an unfinished job, else delete its ended
@@ -336,31 +363,93 @@ class JobQueue:
     # -- worker side -----------------------------------------------------------------------------
     def claim(self, owner: str, n: int, kinds: Sequence[str] = ("video", "vframe"),
               lease_seconds: float | None = None) -> list[Lease]:
-        """Lease up to ``n`` runnable jobs, highest priority first, then oldest. Expired leases are swept first."""
+        """Lease up to ``n`` runnable jobs, highest priority first, then oldest (the list is in that order).
+        Expired leases are swept first.
+
+        First one read, without the write lock: is a lease expired, is anything runnable (idle workers poll
+        often, and an empty queue must not take the write lock). Then, where the database has ``RETURNING``,
+        one statement: ``WITH picked AS MATERIALIZED (SELECT seq … ORDER BY priority DESC, seq LIMIT n [FOR
+        UPDATE SKIP LOCKED]) UPDATE argus_job SET … WHERE seq IN (SELECT seq FROM picked) RETURNING …``.
+        The CTE is materialized because PostgreSQL may run a plain ``IN (SELECT … LIMIT n FOR UPDATE SKIP
+        LOCKED)`` as a nested loop and lease more than ``n`` rows under concurrency. Each row's token is one
+        random prefix per claim plus the row's ``seq``: every lease has its own unguessable token, and a new
+        claim of the same row a new one. Both statements are built once (:class:`Prepared`).
+
+        Measured (bench/bench_claims.py, bench/RESULTS-service.md): SQLite batch 1 from ~300 to >1,000
+        claims/s; the two-step claim it replaced ran a SELECT and one UPDATE per row.
+        """
         if n <= 0:
             return []
         lease = self.s.lease_seconds if lease_seconds is None else lease_seconds
-        self.sweep()
-        J = self.t.Job
-        out: list[Lease] = []
-        # Cheap read first: idle workers poll often, and an empty queue must not take the write lock.
-        if not J.select(J.seq).where(J.status.in_(dbm.RUNNABLE) & (J.run_after <= dbm.now())
-                                     & J.kind.in_(list(kinds))).limit(1).exists():
-            return out
+        kinds = tuple(kinds)
+        expired, runnable = self._stmt(("due", kinds), self._due, kinds).execute(ts=dbm.now()).fetchone()
+        if expired is not None:
+            self._sweep()  # what it puts back is runnable now, whatever the read said
+        elif runnable is None:
+            return []
+        prefix = secrets.token_hex(_TOKEN_BYTES) + "-"
         with self.t.tx():
             ts = dbm.now()
-            q = (J.select().where(J.status.in_(dbm.RUNNABLE) & (J.run_after <= ts) & J.kind.in_(list(kinds)))
-                 .order_by(J.priority.desc(), J.seq).limit(n))
-            for job in self._lock_rows(q, skip_locked=True):
-                token = secrets.token_hex(16)
-                changed = (J.update(status=dbm.DOING, attempts=J.attempts + 1, lease_token=token,
-                                    lease_owner=owner[:128], lease_until=ts + lease, updated_at=ts,
-                                    started_at=pw.fn.COALESCE(J.started_at, ts))
-                           .where((J.seq == job.seq) & J.status.in_(dbm.RUNNABLE)).execute())
-                if changed:
-                    out.append(Lease(job.job_id, token, job.uid, job.kind, job.vid, _loads(job.request),
-                                     job.attempts + 1, lease, resume_ms=resume_point(job.live)))
-        return out
+            values = dict(ts=ts, prefix=prefix, owner=owner[:128], until=ts + lease)
+            if self.t.caps.returning:
+                rows = self._stmt(("claim", kinds), self._claim_returning, kinds).execute(n=n, **values).fetchall()
+            else:  # no RETURNING (SQLite < 3.35): read the rows, then the same UPDATE by their seqs
+                picked = self._picked(kinds, ts, n).select(*self._leased_cols()).tuples()
+                rows = [(*r[:-2], r[-2] + 1, r[-1]) for r in picked]  # attempts as the UPDATE leaves them
+                self._take(**values).where(self.t.Job.seq.in_([r[0] for r in rows])).execute()
+        rows.sort(key=lambda r: (-r[1], r[0]))  # RETURNING has no order
+        return [Lease(job_id, prefix + str(seq), uid, kind, vid, _loads(request), attempts, lease,
+                      resume_ms=resume_point(live))
+                for seq, _, job_id, uid, kind, vid, request, attempts, live in rows]
+
+    # -- the claim's and the sweep's statements: queries of their slots, built once each by _stmt --------
+    def _stmt(self, key: Any, build: Callable[..., pw.Query], *args: Any) -> Prepared:
+        """The prepared statement ``key``: ``build(*args, **slots)`` on first use, each slot that ``build``
+        names filled with its stand-in from :data:`_STANDINS`."""
+        st = self._prepared.get(key)
+        if st is None:
+            slots = {k: v for k, v in _STANDINS.items() if k in inspect.signature(build).parameters}
+            st = self._prepared[key] = Prepared(self.t.db, functools.partial(build, *args), **slots)
+        return st
+
+    def _runnable_rows(self, kinds: tuple[str, ...], ts: float) -> pw.Select:
+        J = self.t.Job
+        return J.select(J.seq).where(J.status.in_(dbm.RUNNABLE) & J.kind.in_(list(kinds)) & (J.run_after <= ts))
+
+    def _runnable(self, kinds: tuple[str, ...], ts: float) -> pw.Select:
+        return self._runnable_rows(kinds, ts).limit(1)
+
+    def _picked(self, kinds: tuple[str, ...], ts: float, n: int) -> pw.Select:
+        J = self.t.Job
+        return self._lock_rows(self._runnable_rows(kinds, ts).order_by(J.priority.desc(), J.seq).limit(n),
+                               skip_locked=True)
+
+    def _take(self, ts: float, prefix: str, owner: str, until: float) -> pw.ModelUpdate:
+        J = self.t.Job
+        return J.update(status=dbm.DOING, attempts=J.attempts + 1,
+                        lease_token=pw.Value(prefix).concat(pw.Cast(J.seq, "TEXT")),
+                        lease_owner=owner, lease_until=until, updated_at=ts,
+                        started_at=pw.fn.COALESCE(J.started_at, ts))
+
+    def _leased_cols(self) -> tuple[pw.Field, ...]:
+        J = self.t.Job
+        return (J.seq, J.priority, J.job_id, J.uid, J.kind, J.vid, J.request, J.attempts, J.live)
+
+    def _claim_returning(self, kinds: tuple[str, ...], ts: float, n: int, prefix: str, owner: str,
+                         until: float) -> pw.ModelUpdate:
+        J = self.t.Job
+        cte = self._picked(kinds, ts, n).cte("picked", materialized=True)
+        return (self._take(ts, prefix, owner, until).with_cte(cte).where(J.seq.in_(cte.select(cte.c.seq)))
+                .returning(*self._leased_cols()))
+
+    def _expired(self, ts: float) -> pw.Select:
+        J = self.t.Job
+        return J.select(J.seq).where((J.status == dbm.DOING) & (J.lease_until < ts)).limit(1)
+
+    def _due(self, kinds: tuple[str, ...], ts: float) -> pw.Select:
+        """One row: (an expired lease's seq or NULL, a runnable job's seq or NULL) — two pre-checks, one
+        round trip (a PostgreSQL round trip on loopback is ~0.26 ms, bench/RESULTS-service.md)."""
+        return pw.Select(columns=[self._expired(ts), self._runnable(kinds, ts)]).bind(self.t.db)
 
     def touch(self, job_id: str, token: str, lease_seconds: float | None = None) -> bool:
         """Extend a lease (heartbeat). False when the caller no longer holds it."""
@@ -449,10 +538,8 @@ class JobQueue:
             ts = dbm.now()
             common = dict(lease_token=None, lease_until=None, updated_at=ts)
             if error is None:
-                text = _dumps(result or {})
-                self.t.JobResult.insert(job_id=job_id, result=text).on_conflict(  # an upsert on both
-                    conflict_target=[self.t.JobResult.job_id], update={self.t.JobResult.result: text}).execute()
-                J.update(status=dbm.FINISHED, error=None, percent=100, **common).where(J.seq == job.seq).execute()
+                self._stmt("result", self._store_result).execute(job_id=job_id, result=_dumps(result or {}))
+                self._stmt("finished", self._finished).execute(seq=job.seq, ts=ts)
                 queued = self._final_callback(job, result or {}, None)
             elif retryable and job.attempts < job.max_attempts:
                 J.update(status=dbm.RESCHEDULED, error=error, run_after=ts + self.s.retry_delay,
@@ -463,6 +550,18 @@ class JobQueue:
         if queued:
             self._wake_sender()
         return True
+
+    # finish's common path, built once: peewee building its SQL was a third of the job threads' GIL time in
+    # a server finishing ~150 no-op jobs/s (py-spy --gil, bench/RESULTS-service.md)
+    def _store_result(self, job_id: str, result: str) -> pw.Insert:
+        R = self.t.JobResult
+        return R.insert(job_id=job_id, result=result).on_conflict(  # an upsert on both databases
+            conflict_target=[R.job_id], update={R.result: result})
+
+    def _finished(self, seq: int, ts: float) -> pw.ModelUpdate:
+        J = self.t.Job
+        return J.update(status=dbm.FINISHED, error=None, percent=100, lease_token=None, lease_until=None,
+                        updated_at=ts).where(J.seq == seq)
 
     def release(self, job_id: str, token: str) -> bool:
         """Give a lease back without charging an attempt (graceful shutdown): the job is RESCHEDULED."""
@@ -477,11 +576,15 @@ class JobQueue:
         """Expired leases: back to RESCHEDULED, or FAILED (with its final callback) when the attempts are
         spent. Returns the number of jobs changed. Any process may run it; rows are locked, so at most one
         sweeper changes a given job."""
+        if self._stmt("expired", self._expired).execute(ts=dbm.now()).fetchone() is None:
+            return 0  # the usual case, answered without a write transaction
+        return self._sweep()
+
+    def _sweep(self) -> int:
+        """:meth:`sweep` once a read found expired leases."""
         J = self.t.Job
         changed = 0
         queued = False
-        if not J.select(J.seq).where((J.status == dbm.DOING) & (J.lease_until < dbm.now())).limit(1).exists():
-            return 0  # the usual case, answered without a write transaction
         with self.t.tx():
             ts = dbm.now()
             q = J.select().where((J.status == dbm.DOING) & (J.lease_until < ts)).order_by(J.seq).limit(500)

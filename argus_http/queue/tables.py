@@ -14,17 +14,22 @@ can hold two databases (the tests do).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import sqlite3
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import msgspec
 from urllib.parse import urlsplit
 
 import peewee as pw
 from playhouse.db_url import connect as url_connect
+
+log = logging.getLogger("argus.queue")
 
 # Job states (CONTRACT §7).
 WAITING = "WAITING"
@@ -72,6 +77,8 @@ def open_database(url: str) -> pw.Database:
                 # Writers from other processes wait instead of failing at once.
                 "busy_timeout": 15000,
                 "synchronous": "normal",
+                # Checkpoints run on a thread of their own (Tables, _Checkpointer), not inside a COMMIT.
+                "wal_autocheckpoint": 0,
             },
             lock_type="IMMEDIATE",
             timeout=15,
@@ -92,12 +99,20 @@ class Capabilities(msgspec.Struct, frozen=True):
     single_writer: bool = False
     #: A failed statement aborts the transaction until a rollback (PostgreSQL).
     rollback_after_error: bool = False
+    #: ``UPDATE … RETURNING`` and ``WITH … AS MATERIALIZED`` (PostgreSQL; SQLite from 3.35): a claim is one
+    #: statement instead of a SELECT and an UPDATE per row (bench/bench_claims.py).
+    returning: bool = False
+    #: A write-ahead log that its writers would checkpoint inside a COMMIT (SQLite in WAL mode): Tables
+    #: checkpoints it on a thread of its own instead (:class:`_Checkpointer`).
+    wal_checkpoints: bool = False
 
 
 #: Per database class, most specific first (looked up along the class's MRO).
 CAPABILITIES: dict[type[pw.Database], Capabilities] = {
-    pw.PostgresqlDatabase: Capabilities(for_update=True, skip_locked=True, rollback_after_error=True),
-    pw.SqliteDatabase: Capabilities(single_writer=True),
+    pw.PostgresqlDatabase: Capabilities(for_update=True, skip_locked=True, rollback_after_error=True,
+                                        returning=True),
+    pw.SqliteDatabase: Capabilities(single_writer=True, returning=sqlite3.sqlite_version_info >= (3, 35, 0),
+                                    wal_checkpoints=True),
 }
 
 
@@ -107,6 +122,98 @@ def capabilities(database: pw.Database) -> Capabilities:
         if cls in CAPABILITIES:
             return CAPABILITIES[cls]
     return Capabilities(single_writer=True)
+
+
+class Prepared:
+    """A peewee query turned into SQL once and run many times with new values.
+
+    Measured (bench/RESULTS-service.md, finding B; cProfile of 2,000 claims on SQLite): peewee building the
+    SQL text took two thirds of a claim, the database itself an eighth. Hot statements are therefore built
+    once: ``build(**standins)`` makes the query from one stand-in value per slot, the places where each
+    stand-in lands in the parameter list are recorded, and :meth:`execute` puts the real values there.
+
+    A stand-in must have the type the real values will have (values are passed to the driver as given,
+    without the field's conversion) and must equal no constant of the query; a stand-in that lands nowhere,
+    or twice on one place, is refused at once.
+    """
+
+    def __init__(self, db: pw.Database, build: Callable[..., pw.Query], **standins: Any) -> None:
+        self.db = db
+        self.sql, params = build(**standins).sql()
+        self._params = list(params)
+        self._slots: dict[str, list[int]] = {}
+        for name, v in standins.items():
+            where = [i for i, p in enumerate(self._params) if type(p) is type(v) and p == v]
+            if not where:
+                raise ValueError(f"stand-in for {name!r} is not a parameter of the query")
+            self._slots[name] = where
+        taken = [i for places in self._slots.values() for i in places]
+        if len(taken) != len(set(taken)):
+            raise ValueError("two stand-ins share a parameter: make them distinct")
+
+    def params(self, **values: Any) -> list[Any]:
+        """The statement's parameters with ``values`` in its slots."""
+        params = list(self._params)
+        for name, places in self._slots.items():
+            v = values[name]
+            for i in places:
+                params[i] = v
+        return params
+
+    def execute(self, **values: Any) -> Any:
+        """Run the statement with ``values`` in its slots; returns the DB-API cursor."""
+        return self.db.execute_sql(self.sql, self.params(**values))
+
+    def first(self, model: type[pw.Model], **values: Any) -> Any:
+        """Run a SELECT of ``model``'s columns; its first row as a ``model`` instance, or None."""
+        return next(iter(model.raw(self.sql, *self.params(**values))), None)
+
+
+class _Checkpointer:
+    """One thread per process that checkpoints the SQLite databases written in it, off the write path.
+
+    Left to itself, SQLite checkpoints inside the COMMIT that fills the log past 1,000 pages: that thread
+    copies the pages back and syncs while it still holds this process's write lock, so every writer queued
+    behind it waits. Measured in-process at 200 submits/s: 15 of 2,000 commits took 5–32 ms, submit p99 was
+    10–13 ms; with the checkpoints on this thread no commit took 1 ms and submit p99 was 1.1–1.7 ms
+    (bench/RESULTS-service.md). The checkpoints are PASSIVE: they never block a reader or a writer.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval  #: seconds of commits gathered into one checkpoint
+        self._written: weakref.WeakSet[Tables] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def written(self, tables: "Tables") -> None:
+        """``tables`` committed a write: checkpoint it within ``interval``."""
+        with self._lock:
+            self._written.add(tables)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="argus-wal-checkpoint", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.interval)
+            self._wake.clear()  # before taking the set: a write from now on wakes the next round
+            with self._lock:
+                due = list(self._written)
+                self._written.clear()
+            for tables in due:
+                try:
+                    tables.checkpoint()
+                except Exception:  # a failed checkpoint leaves the log longer, nothing else
+                    log.exception("WAL checkpoint failed")
+                finally:
+                    tables.close()  # this thread's connection: one checkpoint a second needs none kept
+            del due
+
+
+_CHECKPOINTER = _Checkpointer()
 
 
 class Tables:
@@ -265,10 +372,17 @@ class Tables:
         if self._write_lock is None:
             with self.db.atomic():
                 yield
-            return
-        with self._write_lock:
-            with self.db.atomic():
-                yield
+        else:
+            with self._write_lock:
+                with self.db.atomic():
+                    yield
+        if self.caps.wal_checkpoints:
+            _CHECKPOINTER.written(self)
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log back into the database file (SQLite, PASSIVE; elsewhere nothing)."""
+        if self.caps.wal_checkpoints:
+            self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         if not self.db.is_closed():

@@ -74,7 +74,7 @@ class OpenAPIResource:
     """Serves a document built once, at start-up (see :func:`argus_http.openapi.document`)."""
 
     def __init__(self, svc: Service) -> None:
-        self.doc = JSON.serialize(document(), JSON_TYPE)
+        self.doc = JSON.serialize(document(auth=svc.auth.enabled), JSON_TYPE)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = JSON_TYPE

@@ -25,7 +25,7 @@ class JobsResource:
         self.svc, self.kind = svc, kind
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        status = req.get_param("status") or None
+        status = req.get_param("status")  # present but blank is no status either: 400, as the schema says
         if status is not None and status not in dbm.STATUSES:
             raise InvalidRequest(detail="unknown status")
         limit = int_param(req, "limit", 100, 1, 1000)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from pathlib import Path
 from typing import Any
 
 import falcon
@@ -12,7 +15,7 @@ import pytest
 from argus_core.errors import InvalidRequest, VideoNotFound
 from argus_http.edge import ERRORS, on_error, read_body
 from argus_http.errors import JobNotFound, UnsupportedMediaType
-from argus_http.queue.tables import Capabilities, capabilities
+from argus_http.queue.tables import Capabilities, Prepared, Tables, capabilities, open_database
 from argus_http.schemas import Events, FaceSearch, SegmentEvent
 
 
@@ -65,13 +68,51 @@ class _MyPostgres(pw.PostgresqlDatabase):
     pass
 
 
-@pytest.mark.parametrize("db, for_update, single_writer", [
-    (pw.SqliteDatabase(":memory:"), False, True),
-    (pw.PostgresqlDatabase("x"), True, False),
-    (_MyPostgres("x"), True, False),  # found along the MRO
-    (pw.MySQLDatabase("x"), False, True),  # not declared: the cautious defaults
+@pytest.mark.parametrize("db, for_update, single_writer, returning", [
+    (pw.SqliteDatabase(":memory:"), False, True, sqlite3.sqlite_version_info >= (3, 35)),
+    (pw.PostgresqlDatabase("x"), True, False, True),
+    (_MyPostgres("x"), True, False, True),  # found along the MRO
+    (pw.MySQLDatabase("x"), False, True, False),  # not declared: the cautious defaults
 ])
-def test_capabilities_are_declared_per_database(db: Any, for_update: bool, single_writer: bool) -> None:
+def test_capabilities_are_declared_per_database(db: Any, for_update: bool, single_writer: bool,
+                                                returning: bool) -> None:
     caps = capabilities(db)
     assert isinstance(caps, Capabilities)
-    assert (caps.for_update, caps.single_writer) == (for_update, single_writer)
+    assert (caps.for_update, caps.single_writer, caps.returning) == (for_update, single_writer, returning)
+
+
+def test_prepared_statements_place_values_and_refuse_stand_ins_they_cannot_place(tmp_path: Path) -> None:
+    t = Tables(open_database(f"sqlite:///{tmp_path / 'q.db'}"))
+    t.create()
+    J = t.Job
+    st = Prepared(t.db, lambda a, b: J.select(J.seq).where((J.run_after > a) & (J.vid == b)), a=-1.0e300, b="\0b")
+    J.insert(job_id="x", request="{}", vid="v", run_after=2.0, created_at=0.0, updated_at=0.0).execute()
+    assert st.execute(a=1.0, b="v").fetchall() == [(1,)] and st.execute(a=3.0, b="v").fetchall() == []
+    with pytest.raises(ValueError, match="not a parameter"):
+        Prepared(t.db, lambda a: J.select().where(J.run_after > 5.0), a=-1.0)
+    with pytest.raises(ValueError, match="share"):
+        Prepared(t.db, lambda a, b: J.select().where(J.run_after > a), a=-1.0, b=-1.0)
+    t.close()
+
+
+def test_sqlite_checkpoints_run_off_the_write_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A COMMIT never checkpoints the WAL (that stalled every queued writer); the checkpoint thread does,
+    within its interval, and copies the log back into the database file."""
+    from argus_http.queue import tables as dbm
+
+    monkeypatch.setattr(dbm._CHECKPOINTER, "interval", 0.05)
+    path = tmp_path / "q.db"
+    t = Tables(open_database(f"sqlite:///{path}"))
+    t.create()
+    assert t.db.execute_sql("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    go, ran = threading.Event(), threading.Event()
+    checkpoint = t.checkpoint
+    monkeypatch.setattr(t, "checkpoint", lambda: (go.wait(10), checkpoint(), ran.set()))
+    before = path.stat().st_size
+    for i in range(300):  # ~2,000 log pages: SQLite alone would have checkpointed inside a COMMIT
+        with t.tx():
+            t.Job.insert(job_id=f"j{i}", request="{}" * 200, created_at=0.0, updated_at=0.0).execute()
+    assert path.stat().st_size == before  # every page is still in the log
+    go.set()
+    assert ran.wait(5) and path.stat().st_size > before
+    t.close()

@@ -144,3 +144,21 @@ def test_real_responses_match_the_document(served, short_video: Path, receiver: 
     # and the schema really constrains: a job without its times does not validate
     with pytest.raises(SchemaError):
         check(doc, "/v1/jobs/video/{job_id}", "get", 200, {k: v for k, v in job.items() if k != "created_at"})
+
+
+def test_the_document_asks_for_a_token_only_where_tokens_are_checked(tmp_path: Path) -> None:
+    with running_server(tmp_path / "open", None) as (_, api):
+        doc = api.call("GET", "/openapi.json")[2]
+        assert "security" not in doc and "security" not in doc["paths"]["/healthz"]["get"]
+    with running_server(tmp_path / "keyed", None, auth_keys="ak:sk") as (_, api):
+        doc = api.call("GET", "/openapi.json")[2]
+        assert doc["security"] == [{"qiniu": []}] and doc["paths"]["/healthz"]["get"]["security"] == []
+
+
+@pytest.mark.parametrize("query", ["limit=", "status=", "limit=0", "status=NOPE"])
+def test_blank_or_bad_list_parameters_are_refused(tmp_path: Path, query: str) -> None:
+    """The schema says integer / one of the statuses; a blank value is neither (found by schemathesis)."""
+    with running_server(tmp_path, None) as (_, api):
+        st, _, out = api.call("GET", f"/v1/jobs/video?{query}")
+        assert st == 400 and out == {"error": "invalid parameters"}, (st, out)
+        assert api.call("GET", "/v1/jobs?number=")[0] == 400

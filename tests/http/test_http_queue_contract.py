@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from argus_http.delivery import callbacks as cb
@@ -99,6 +100,62 @@ def test_claim_is_highest_priority_first_then_oldest(backend: str) -> None:
     high_b = q.submit("u", REQ(), kind="abstract", priority=80)
     assert [l.job_id for l in q.claim("w", 1, kinds=("video", "abstract"))] == [high_a]
     assert [l.job_id for l in q.claim("w", 10, kinds=("video", "abstract"))] == [high_b, mid, low]
+
+
+def _statements(q: JobQueue) -> list[str]:
+    """Every SQL statement the queue's database runs from now on (BEGIN/COMMIT included), in order."""
+    seen: list[str] = []
+    db = q.t.db
+    run, begin, commit = db.execute_sql, db.begin, db.commit
+    db.execute_sql = lambda sql, params=None: (seen.append(sql), run(sql, params))[1]  # type: ignore[method-assign]
+    db.begin = lambda *a, **k: (seen.append("BEGIN"), begin(*a, **k))[1]  # type: ignore[method-assign]
+    db.commit = lambda: (seen.append("COMMIT"), commit())[1]  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_claim_is_one_read_and_one_write_statement(backend: str) -> None:
+    """Issue 10: one pre-check read (expired leases, runnable jobs), then one UPDATE … RETURNING for the
+    whole batch; an empty queue takes no write transaction at all."""
+    q = make_queue(backend)
+    ids = [q.submit("u", REQ()) for _ in range(4)]
+    seen = _statements(q)
+    got = q.claim("w", 3)
+    assert [l.job_id for l in got] == ids[:3]
+    writes = [s for s in seen if s.lstrip().upper().startswith(("UPDATE", "WITH", "INSERT", "DELETE"))]
+    assert len(writes) == 1 and "RETURNING" in writes[0]
+    assert [s for s in seen if s not in writes and s not in ("BEGIN", "COMMIT")] == [seen[0]]  # the one read
+    q.claim("w", 5)
+    seen.clear()
+    assert q.claim("w", 5) == []
+    assert len(seen) == 1 and seen[0].lstrip().upper().startswith("SELECT")
+
+
+def test_a_batch_gives_each_lease_its_own_token(backend: str) -> None:
+    """Every lease of one claim has its own token, good for its own job only; a re-claim gets a new one."""
+    q = make_queue(backend, retry_delay=0.0)
+    ids = [q.submit("u", REQ()) for _ in range(3)]
+    got = q.claim("w", 3)
+    assert len({l.token for l in got}) == 3
+    a, b, _ = got
+    assert not q.touch(a.job_id, b.token) and not q.finish(a.job_id, b.token, result={})
+    assert all(q.touch(l.job_id, l.token) for l in got)
+    assert q.finish(a.job_id, a.token, error="decoder crashed", retryable=True)
+    (again,) = q.claim("w", 3)
+    assert again.job_id == ids[0] and again.token not in {l.token for l in got} and again.attempts == 2
+    assert not q.touch(a.job_id, a.token) and q.touch(a.job_id, again.token)
+
+
+def test_claim_without_returning_keeps_the_contract(backend: str) -> None:
+    """A database without ``UPDATE … RETURNING`` (SQLite < 3.35) claims with a SELECT and one UPDATE:
+    the same order, tokens and attempts."""
+    q = make_queue(backend)
+    q.t.caps = msgspec.structs.replace(q.t.caps, returning=False)
+    low = q.submit("u", REQ())
+    high = q.submit("u", REQ(), priority=5)
+    got = q.claim("w", 5)
+    assert [l.job_id for l in got] == [high, low] and [l.attempts for l in got] == [1, 1]
+    assert len({l.token for l in got}) == 2 and all(q.touch(l.job_id, l.token) for l in got)
+    assert q.claim("w", 5) == []
 
 
 def test_priority_column_is_added_to_an_old_database(backend: str) -> None:
