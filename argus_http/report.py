@@ -595,9 +595,12 @@ def for_job(job: Mapping[str, Any], settings: Any, guard: Any, source_options: d
 
     cache = None
     if job.get("status") in FINAL_STATUSES:
-        stamp = "".join(ch if ch.isalnum() else "-" for ch in str(job.get("updated_at", "")))
+        def slug(v: Any) -> str:
+            return "".join(ch if ch.isalnum() else "-" for ch in str(v))
+
+        stamp = slug(job.get("updated_at", ""))
         if abstract is not None:  # a newer abstract of the source makes another page
-            stamp += "-" + "".join(ch if ch.isalnum() else "-" for ch in str(abstract.get("taskId", "")))
+            stamp += "-" + slug(abstract.get("taskId", ""))
         cache = Path(settings.data_dir, "reports", f"{job['id']}.{stamp}.html")
         if cache.is_file():
             return cache.read_text(encoding="utf-8")

@@ -105,7 +105,7 @@ class NullEngine:
     def check(self, req: Any) -> None:
         """No op has parameters of its own to check (the server calls this on every parsed request)."""
 
-    def submit(self, body: Any, job_id: str | None = None) -> _NullJob:
+    def submit(self, body: Any, job_id: str | None = None, start_ms: int = 0) -> _NullJob:
         ops = [o.get("op") for o in (body.get("ops") or []) if isinstance(o, dict)] or ["pulp"]
         return _NullJob(job_id or secrets.token_hex(12), ops)
 

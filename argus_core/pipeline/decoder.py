@@ -125,8 +125,9 @@ class Decoder:
             slot = self.next_slot(key)
             if slot is None:
                 break
-            conv = conv.follow(item.frame)  # the display matrix is on the frames, not on the stream
-            shapes = conv.shapes()
+            new = conv.follow(item.frame)  # the display matrix is on the frames, not on the stream
+            if new is not conv:
+                conv, shapes = new, new.shapes()
             self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms, src=conv.display,
                                  shapes=shapes)
             conv.convert_into(item.frame, self.ring.views(slot))

@@ -40,11 +40,9 @@ def run(ctx: Context, r: Running) -> None:
         req = parse_request(lease.request, None, max_interval=float("inf"))
         uri = engine_source(req.data.uri, ctx.s, ctx.guard)
         body = scoped_request(with_source(lease.request, uri), lease.uid if ctx.s.auth_enabled else None)
-        if is_live_request(req) and lease.resume_ms:
-            # rescheduled after its worker died: the job clock continues, offsets keep growing (issue 12)
-            handle = ctx.engine.submit(body, job_id=lease.job_id, start_ms=lease.resume_ms)
-        else:
-            handle = ctx.engine.submit(body, job_id=lease.job_id)
+        live = is_live_request(req)
+        # a live job rescheduled after its worker died: the job clock continues, offsets keep growing (issue 12)
+        handle = ctx.engine.submit(body, job_id=lease.job_id, start_ms=lease.resume_ms if live else 0)
     except ArgusError as exc:
         r.end(error=exc.message, retry=retryable(exc.status, exc.message), detail=exc.detail)
         return
@@ -53,7 +51,7 @@ def run(ctx: Context, r: Running) -> None:
         handle.cancel()
     saver = _saver(ctx, req, lease.vid, uri)
     try:
-        follow(ctx, r, handle, saver, live=is_live_request(req))
+        follow(ctx, r, handle, saver, live=live)
     finally:
         if saver is not None:
             saver.close()
