@@ -114,9 +114,10 @@ def abstract_lanes(abstract: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             extra = {k: v for k, v in item.items() if k not in ("level", "clipAbstract", "startTimeInMS",
                                                                    "endTimeInMS")}
             text = str(item.get("clipAbstract") or item.get("type") or "")
-            segs.append({"b": int(item["startTimeInMS"]), "e": int(item["endTimeInMS"]), "s": "pass", "labels": [],
+            # "s": None — an abstract item has no verdict, so its card shows no PASS badge (issue 13)
+            segs.append({"b": int(item["startTimeInMS"]), "e": int(item["endTimeInMS"]), "s": None, "labels": [],
                          "t": text, "id": str(item.get("contentId") or ""),
-                         "cuts": [{"o": keyframe_of(item), "s": "pass", "r": extra}]})
+                         "cuts": [{"o": keyframe_of(item), "s": None, "r": extra}]})
         lanes.append({"name": LEVEL_NAMES.get(level, f"level {level}"), "kind": "abstract", "s": None,
                       "labels": [], "segs": segs})
     return lanes
@@ -550,7 +551,7 @@ function showSegment(oi, si){
     var frag = document.createDocumentFragment();
     s.cuts.slice(shown, shown + PAGE).forEach(function(c){
       var card = el("div", "cut"); card.dataset.o = c.o;
-      var hd = el("div", "head"); hd.appendChild(el("b", null, fmt(c.o))); hd.appendChild(badge(c.s)); card.appendChild(hd);
+      var hd = el("div", "head"); hd.appendChild(el("b", null, fmt(c.o))); if (c.s) hd.appendChild(badge(c.s)); card.appendChild(hd);
       card.appendChild(frameOf(c.o, c.r));
       var txt = JSON.stringify(c.r, null, 1); if (txt && txt.length > 4000) txt = txt.slice(0, 4000) + " …";
       card.appendChild(el("pre", null, txt)); frag.appendChild(card);

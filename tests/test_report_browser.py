@@ -192,6 +192,7 @@ def test_abstract_tree_in_chromium(browser, tmp_path: Path) -> None:
     seg.click()
     assert drv.find_element("css selector", "#detail p.abstract").text == shots[k]["clipAbstract"].strip()
     assert all(w > 0 for w in _thumbs_loaded(drv, "#cuts .frame img"))  # the shot's keyframe
+    assert drv.find_elements("css selector", "#detail .badge") == []  # a keyframe card has no verdict either
     assert _console_errors(drv) == []
     shot = tmp_path / "report-megamind-abstract.png"
     drv.save_screenshot(str(shot))

@@ -44,7 +44,7 @@ def test_ring_transfers_between_processes_without_pickling_pixels(no_leaks):
         p.join(10)
         for slot in seen:
             meta = ring.meta(slot)
-            assert meta == {"job": 7, "seq": slot, "offset_ms": slot * 40, "src_w": 64, "src_h": 32, "n_views": 2}
+            assert meta == {"job": 7, "seq": slot, "offset_ms": slot * 40, "src_w": 64, "src_h": 32, "n_views": 2, "flags": 0}
             big, small = ring.views(slot)
             assert big.shape == (32, 64, 3) and np.all(big == slot)
             assert small.shape == (8, 8, 3) and np.all(small == 255 - slot)

@@ -86,6 +86,8 @@ class Frame:
     src_w: int
     src_h: int
     views: dict[FrameSpec, np.ndarray]
+    #: the neighbour frames present (before, after), for an op that averages them (pulp; ``Sides``)
+    sides: tuple[dict[FrameSpec, np.ndarray], ...] = ()
 
     def view(self, spec: FrameSpec) -> np.ndarray:
         return self.views[spec]

@@ -47,8 +47,8 @@ StopCheck = Callable[[], bool]
 SEEK_MIN_FRAMES = 12
 #: packets decode_needed holds at most while it cannot yet tell whether their frame is shown
 HOLD_LIMIT = 64
-#: who asked for a sampled frame (bit mask)
-OPS, TAP = 1, 2
+#: who asked for a sampled frame (bit mask): the ops, the abstract's frame tap, an op's neighbour frames
+OPS, TAP, SIDE = 1, 2, 4
 
 
 class Sample(NamedTuple):
@@ -156,6 +156,37 @@ class Union:
 
     def after(self, t: float) -> float | None:
         return _min(self.a.after(t), self.b.after(t))
+
+
+class Shifted:
+    """``base``'s times moved by ``by`` seconds (those at or after 0), wanted by ``who``: the t−500 / t+500 ms
+    neighbours pulp averages (ORIGINAL-BEHAVIOUR.md §2, "Pulp special case")."""
+
+    def __init__(self, base: Targets, by: float, who: int = SIDE) -> None:
+        self.base, self.by, self.who = base, by, who
+
+    def __iter__(self) -> Iterator[tuple[int, float, int]]:
+        for _, t, _ in self.base:
+            u = t + self.by
+            if u >= 0.0:
+                yield int(round(u * 1000)), u, self.who
+
+    def _from(self, b: float | None) -> float | None:
+        while b is not None and b + self.by < 0.0:
+            b = self.base.after(b)
+        return None if b is None else b + self.by
+
+    def at_or_after(self, t: float) -> float | None:
+        return self._from(self.base.at_or_after(t - self.by))
+
+    def after(self, t: float) -> float | None:
+        return self._from(self.base.after(t - self.by))
+
+
+def with_neighbours(base: Targets, ms: int) -> Targets:
+    """``base`` plus a :data:`SIDE` target ``ms`` before and after each of its times (coinciding times merge)."""
+    d = ms / 1000.0
+    return Union(base, Union(Shifted(base, -d), Shifted(base, d)))
 
 
 class _Anything:
@@ -442,11 +473,16 @@ def iter_interval(
     max_frames: int = 0,
     frame_threads: bool | None = None,
     tap: Sampling | None = None,
+    neighbours_ms: int = 0,
 ) -> Iterator[Sample]:
     """Mode 0: for each grid target, the frame shown at that time; with ``tap``, the frames of a second
-    grid too (each :class:`Sample` says who wanted it)."""
+    grid too; with ``neighbours_ms``, the frames that far before and after each grid target (each
+    :class:`Sample` says who wanted it)."""
     targets: Targets = Grid(s, video.duration, max_frames)
     interval = s.interval
+    if neighbours_ms:
+        targets = with_neighbours(targets, neighbours_ms)
+        interval = min(interval, neighbours_ms / 1000.0)
     if tap is not None:
         targets = Union(targets, Grid(tap, video.duration, who=TAP))
         interval = min(interval, tap.interval)
@@ -623,9 +659,10 @@ def _exact_frames(video: OpenedVideo, targets: list[float], stop: StopCheck) -> 
 def frames(
     video: OpenedVideo, s: Sampling, stop: StopCheck = lambda: False, *, max_frames: int = 0,
     frame_threads: bool | None = None, reopen: Callable[[], OpenedVideo] | None = None,
-    tap: Sampling | None = None,
+    tap: Sampling | None = None, neighbours_ms: int = 0,
 ) -> Iterator[Sample]:
-    """The frames a plan asks for from an opened video (mode 0 grid ∪ ``tap``, or mode 1 keyframes).
+    """The frames a plan asks for from an opened video (mode 0 grid ∪ ``tap`` ∪ the grid's ±``neighbours_ms``
+    frames, or mode 1 keyframes, which have no neighbours).
 
     ``max_frames`` (CONTRACT §11) bounds every plan: a known-length mode-0 window spreads its grid evenly
     (:class:`Grid`); keyframes and the grid of an endless source end after ``max_frames`` ops frames (a looped
@@ -635,7 +672,7 @@ def frames(
         if tap is not None:
             raise ValueError("a frame tap needs mode-0 sampling")
         return _capped(iter_keyframes(video, s, stop, reopen), max_frames)
-    return _capped(iter_interval(video, s, stop, max_frames, frame_threads, tap), max_frames)
+    return _capped(iter_interval(video, s, stop, max_frames, frame_threads, tap, neighbours_ms), max_frames)
 
 
 def _capped(samples: Iterator[Sample], max_frames: int) -> Iterator[Sample]:

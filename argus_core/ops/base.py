@@ -59,6 +59,14 @@ class Op:
         Called once per request by :func:`argus_core.ops.check_request`."""
         check_other(self.name, params, self.other_params)
 
+    #: ms either side of each mode-0 cut whose frames this op also reads (0: none; pulp: 500, ORIGINAL-BEHAVIOUR.md
+    #: §2). A declared capability: the coordinator asks the decoder for those frames only for such an op.
+    neighbours_ms: int = 0
+
+    def neighbour_specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
+        """Renditions of the neighbour frames a job with these params reads (``()``: it reads none)."""
+        return ()
+
     def specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
         """Renditions a job with these params needs (a subset of ``specs()``; by default all of them).
 

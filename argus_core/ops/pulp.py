@@ -24,9 +24,16 @@ ordinary footage most frames cost one MobileNetV2, as before. ``"full"`` runs al
 ``"open_nsfw": {"nsfw": score}``, or ``{"error": reason}`` when the model is not available; the operator
 option ``pulp_cross_check=false`` leaves open_nsfw out altogether.
 
-Interval mode of the original service (ORIGINAL-BEHAVIOUR.md §2, "Pulp special case": t−500, t, t+500 ms
-averaged) needs the sampler to hand the op the two neighbour frames; :func:`average_neighbours` is the
-op-side half, ready for it (see ``models/EVAL.md``).
+Interval mode of the original service (ORIGINAL-BEHAVIOUR.md §2, "Pulp special case"): a cut at t also reads
+the frames at t−500 and t+500 ms (:attr:`PulpOp.neighbours_ms`; the decoder writes them into the cut's slot, see
+``messages.Sides``) and its confidences are the **mean** over the frames present (:func:`average_neighbours`),
+so one odd frame does not decide; ``review`` is also true when those frames' own labels differ, and
+``result["neighbours"]`` says how many were averaged in. Cost, like the ensemble: in ``"cascade"`` the
+neighbours are run only for cuts whose own frame nsfwjs does not call clearly normal; ``"full"`` runs them for
+every cut; ``"off"`` reads no neighbours, nor does ``params.other.neighbours: false`` (an extension: each cut
+is then its own frame). Not in keyframe mode (the original did not either), not on live
+sources (the frame after a cut would hold its result back 0.5 s), and not on a grid finer than 0.5 s, which
+already samples those frames. Measured cost in ``bench/RESULTS.md`` ("pulp neighbours").
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Op
 from ..runtime.session import Model as ManifestModel
-from .params import Choice, Flag, truthy
+from .params import Choice, Flag, parse_flag, truthy
 
 log = logging.getLogger("argus.ops.pulp")
 
@@ -108,7 +115,8 @@ def average_neighbours(rows: Sequence[np.ndarray]) -> np.ndarray:
 
 class PulpOp(Op):
     name = "pulp"
-    other_params = {"cross_check": Flag(), "ensemble": Choice(("cascade", "full", "off"))}
+    neighbours_ms = 500  # ORIGINAL-BEHAVIOUR.md §2, "Pulp special case"
+    other_params = {"cross_check": Flag(), "ensemble": Choice(("cascade", "full", "off")), "neighbours": Flag()}
     models = ("nsfwjs", MID)
     description = ('porn "0" / sexy "1" / normal "2": mean of nsfwjs MobileNetV2, nsfwjs mobilenet_v2_mid and '
                    'open_nsfw (cascade: the last two only where nsfwjs is unsure; params.other.ensemble '
@@ -161,29 +169,65 @@ class PulpOp(Op):
         probs = self.model(name).run_images(np.stack([f.views[spec] for f in frames]))[0]
         return np.asarray(probs, dtype=np.float64) @ self._merge[name]
 
+    def neighbour_specs_for(self, params: OpParams) -> tuple[FrameSpec, ...]:
+        # "off" is nsfwjs alone on the cut's own frame (the pre-issue-9 behaviour); the neighbours never ask
+        # for the cross-check, so its rendition is needed only when the ensemble may ask open_nsfw
+        if mode_of(params) == "off" or parse_flag((params.other or {}).get("neighbours", True)) is False:
+            return ()
+        return self.specs_for(OpParams(other={"ensemble": mode_of(params)}))
+
     def infer(self, frames: Sequence[Frame], params: Sequence[OpParams]) -> list[CutOutput]:
-        base = self._three("nsfwjs", frames)
         modes = [mode_of(p) for p in params]
         crosses = [truthy(p.other.get("cross_check")) for p in params]
+        base = self._three("nsfwjs", frames)
+        # the neighbours (t−500, t+500 ms) of a cut count when the ensemble runs in full, or when nsfwjs is
+        # unsure of the cut's own frame (cascade): a frame it calls clearly normal is not what an odd neighbour
+        # could turn into porn, and ordinary footage keeps costing one MobileNetV2 per cut
+        owner: list[int] = []
+        sides: list[Frame] = []
+        for i, f in enumerate(frames):
+            if f.sides and (modes[i] == "full" or (modes[i] == "cascade" and gated(base[i]))):
+                for views in f.sides:
+                    owner.append(i)
+                    sides.append(Frame(f.offset, f.src_w, f.src_h, views))
+        if sides:
+            base = np.concatenate([base, self._three("nsfwjs", sides)])
+        every = list(frames) + sides
+        rows = self._members(every, base, modes + [modes[i] for i in owner], crosses + [False] * len(sides))
+        outs = []
+        for i in range(len(frames)):
+            members, open_raw = rows[i]
+            own = [combine(members)] + [combine(rows[len(frames) + j][0]) for j, o in enumerate(owner) if o == i]
+            mean = average_neighbours([m for m, _ in own])
+            # review also when the frames disagree: one odd frame is averaged away, but a person should look
+            disagree = any(d for _, d in own) or len({int(np.argmax(m)) for m, _ in own}) > 1
+            out = self._cut(mean, disagree, members, open_raw if MID in members else None)
+            if len(own) > 1:
+                out.result["neighbours"] = len(own) - 1
+            if crosses[i]:
+                out.result["open_nsfw"] = open_raw
+            outs.append(out)
+        return outs
+
+    def _members(self, frames: Sequence[Frame], base: np.ndarray, modes: Sequence[str],
+                 crosses: Sequence[bool]) -> list[tuple[dict[str, np.ndarray], dict | None]]:
+        """Per frame: the members' three-class rows (the cascade asks the others where nsfwjs is unsure) and
+        open_nsfw's raw answer where it ran."""
         ask = [i for i, (m, row) in enumerate(zip(modes, base)) if m == "full" or (m == "cascade" and gated(row))]
         mids: dict[int, np.ndarray] = {}
         if ask:
             mids = dict(zip(ask, self._three(MID, [frames[i] for i in ask])))
         want_open = sorted(set(ask) | {i for i, c in enumerate(crosses) if c})
         opens: dict[int, dict] = dict(zip(want_open, self._open_nsfw([frames[i] for i in want_open])))
-        outs = []
+        out = []
         for i, row in enumerate(base):
             members: dict[str, np.ndarray] = {"nsfwjs": row}
             if i in mids:
                 members[MID] = mids[i]
                 if "nsfw" in opens.get(i, {}):
                     members[OPEN_NSFW] = open_nsfw_as_three(opens[i]["nsfw"], [row, mids[i]])
-            mean, disagree = combine(members)
-            out = self._cut(mean, disagree, members, opens.get(i) if i in mids else None)
-            if crosses[i]:
-                out.result["open_nsfw"] = opens[i]
-            outs.append(out)
-        return outs
+            out.append((members, opens.get(i)))
+        return out
 
     def _open_nsfw(self, frames: Sequence[Frame]) -> list[dict]:
         if not frames:

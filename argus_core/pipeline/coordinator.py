@@ -28,7 +28,7 @@ from ..request import VideoRequest, is_live_request, sampling_of
 from ..result import CutIn, CutOutput, OpResult
 from .job import Job
 from . import messages as m
-from .messages import (DecodeDone, DecodeJob, ErrorWire, ForgetJob, FrameBatch, FrameReady, FrameWork,
+from .messages import (DecodeDone, DecodeJob, ErrorWire, Sides, ForgetJob, FrameBatch, FrameReady, FrameWork,
                        GrantSlots, JobParams, LiveBreak, LivePlan, Results, StopJob, VideoMeta, WorkerReady)
 from .ring import FrameRing
 from .scheduler import READY, Pending, SlotBook, dispatch, grant_slots, idle_decoders
@@ -89,6 +89,26 @@ def live_plan(req: VideoRequest, limits: Limits, start_ms: int) -> LivePlan | No
                     http_live=req.params.live is not None)
 
 
+def sides_plan(req: VideoRequest, ops: dict[str, Any]) -> Sides | None:
+    """Which neighbour frames a job's decoder adds to each cut (pure; table-tested).
+
+    Only in interval mode (ORIGINAL-BEHAVIOUR.md §2: "Keyframe mode: no aggregation"), only for a finite video
+    (on a live source the frame after a cut would hold its result back), and only when the grid is at least
+    as wide as the distance: a finer grid already samples every frame the neighbours would add, and the
+    decoder then never waits on more than one cut."""
+    vf = req.params.vframe
+    if vf is None or vf.mode != 0 or not vf.interval or is_live_request(req):
+        return None
+    wanted = [(ops[o.op].neighbours_ms, ops[o.op].neighbour_specs_for(o.params)) for o in req.ops]
+    wanted = [(ms, specs) for ms, specs in wanted if ms and specs]
+    if not wanted:
+        return None
+    ms = max(ms for ms, _ in wanted)
+    if vf.interval * 1000 < ms:
+        return None
+    return Sides(ms, unique_specs(s for _, specs in wanted for s in specs))
+
+
 @dataclass
 class JobState:
     key: int
@@ -98,6 +118,7 @@ class JobState:
     specs: tuple[FrameSpec, ...]
     aggs: dict[str, OpAggregator]
     active: list[str]
+    sides: Sides | None = None
     offsets: dict[int, int] = field(default_factory=dict)
     buffer: dict[int, tuple[dict[str, CutOutput], ErrorWire | None]] = field(default_factory=dict)
     next_seq: int = 0
@@ -243,13 +264,17 @@ class Coordinator:
             key=cmd.key, job=cmd.job, request=req, ops=names,
             specs=unique_specs(s for o in req.ops for s in self.ops[o.op].specs_for(o.params)),
             aggs={o.op: OpAggregator(o.params, req.params.segment) for o in req.ops},
-            active=list(names), start_ms=cmd.start_ms,
+            active=list(names), start_ms=cmd.start_ms, sides=sides_plan(req, self.ops),
         )
         self.jobs[cmd.key] = st
         self.waiting.append(cmd.key)
         self.stats["jobs"] += 1
         for w in self.sup.workers:
-            w.send(JobParams(cmd.key, st.params, st.specs))
+            w.send(self.job_params(st))
+
+    @staticmethod
+    def job_params(st: JobState) -> JobParams:
+        return JobParams(st.key, st.params, st.specs, st.sides.specs if st.sides is not None else ())
 
     def on_decoder(self, d: Child, msg: object) -> None:
         if isinstance(msg, FrameReady):
@@ -447,7 +472,7 @@ class Coordinator:
                 live = live_plan(st.request, lim, st.start_ms)
                 msg = DecodeJob(key, st.request.data.uri, sampling_of(st.request, lim.max_gap), st.specs,
                                 lim.open_timeout, lim.max_frames, lim.max_duration,
-                                False if live is not None else lim.frame_threads(decoding), live)
+                                False if live is not None else lim.frame_threads(decoding), live, st.sides)
                 d.job = key  # only once the message is built: a failure above leaves the decoder idle
                 st.decoder = d.index
                 d.send(msg)
@@ -467,7 +492,7 @@ class Coordinator:
                     self.finish(st, error=EngineError("inference worker crashed", detail=f"exit code {code}"))
             new = self.sup.restart(child)
             for key, st in self.jobs.items():
-                new.send(JobParams(key, st.params, st.specs))
+                new.send(self.job_params(st))
         else:
             key = child.job
             st = self.jobs.get(key) if key is not None else None

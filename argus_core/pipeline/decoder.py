@@ -19,11 +19,11 @@ from ..errors import ArgusError, CannotOpen, ErrorWire, VideoNotFound, VideoTooL
 from ..media import live as livemod
 from ..media.clock import LiveClock
 from ..media.renditions import Converter
-from ..media.sampler import frames
+from ..media.sampler import OPS, SIDE, Sample, frames
 from ..media.source import LiveSource, OpenedVideo, Source, map_av_error, source_for
-from .messages import (DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, LiveBreak, LiveStatus, StopJob, VideoMeta,
-                       decoder_side)
-from .ring import FrameRing
+from .messages import (DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, LiveBreak, LiveStatus, Sides, StopJob,
+                       VideoMeta, decoder_side)
+from .ring import SIDE_AFTER, SIDE_BEFORE, FrameRing
 
 log = logging.getLogger("argus.decoder")
 
@@ -41,6 +41,72 @@ def child_setup() -> None:
     when its parent goes away: its pipe closes (``_Exit``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def is_neighbour(offset_ms: int, cut_ms: int, by_ms: int) -> bool:
+    """Whether a sample at ``offset_ms`` is the frame ``by_ms`` (negative: before) from the cut at ``cut_ms``.
+    Offsets are whole ms rounded from the grid's times, so the two sides of a sum may differ by one."""
+    return abs(offset_ms - (cut_ms + by_ms)) <= 1
+
+
+class _NeighbourWriter:
+    """Puts each cut's neighbour frames (:class:`Sides`) into the cut's own slot, after its views.
+
+    Samples arrive in time order: the frame ``ms`` before a cut comes first and is kept converted until the
+    cut's slot exists; the cut's :class:`FrameReady` waits for the frame ``ms`` after it (or for any later
+    sample, or the end, when that frame does not exist). The grid is at least ``ms`` wide (the coordinator asks
+    for neighbours only then), so at most one cut is waiting."""
+
+    def __init__(self, sides: Sides, conv: Converter, ring: FrameRing, n_main: int) -> None:
+        self.ms, self.conv, self.ring, self.n_main = sides.ms, conv, ring, n_main
+        self.n = len(sides.specs)
+        self.before: tuple[int, list] | None = None  # (offset, converted renditions) of the last side sample
+        self.waiting: tuple[int, int, int] | None = None  # (slot, seq, offset) of the cut waiting for its after
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        return self.conv.shapes() * 2
+
+    def side_sample(self, item: Sample) -> list | None:
+        """The sample's renditions when it is some cut's neighbour."""
+        if not item.wanted & SIDE:
+            return None
+        self.conv = self.conv.follow(item.frame)
+        return self.conv.convert(item.frame)
+
+    def resolve(self, item: Sample, views: list | None) -> tuple[int, int, int] | None:
+        """The waiting cut, ready to post, once ``item`` is at or past its after-frame (filled in if it is it)."""
+        if self.waiting is None:
+            return None
+        slot, seq, cut = self.waiting
+        if item.offset_ms < cut + self.ms - 1:
+            return None
+        if views is not None and is_neighbour(item.offset_ms, cut, self.ms) and self._fits(slot, views):
+            self._copy(slot, 1, views)
+            self.ring.add_flags(slot, SIDE_AFTER)
+        self.waiting = None
+        return slot, seq, cut
+
+    def cut(self, slot: int, seq: int, offset_ms: int) -> int:
+        """A cut was written to ``slot``: add its before-frame; returns the flags to set."""
+        self.waiting = (slot, seq, offset_ms)
+        if self.before is not None and is_neighbour(self.before[0], offset_ms, -self.ms) \
+                and self._fits(slot, self.before[1]):
+            self._copy(slot, 0, self.before[1])
+            return SIDE_BEFORE
+        return 0
+
+    def remember(self, item: Sample, views: list | None) -> None:
+        if views is not None:
+            self.before = (item.offset_ms, views)
+
+    def _fits(self, slot: int, views: list) -> bool:
+        dest = self.ring.views(slot)[self.n_main:self.n_main + self.n]
+        return all(d.shape == v.shape for d, v in zip(dest, views))  # a resize mid-file: that side is left out
+
+    def _copy(self, slot: int, which: int, views: list) -> None:
+        start = self.n_main + which * self.n
+        for dest, v in zip(self.ring.views(slot)[start:start + self.n], views):
+            dest[...] = v
 
 
 class Decoder:
@@ -116,24 +182,56 @@ class Decoder:
                 self.stopped.add(key)
             return key in self.stopped
 
+        sides = None
+        if job.sides is not None and job.sides.specs:
+            sides = _NeighbourWriter(job.sides, Converter(job.sides.specs, video.width, video.height), self.ring,
+                                     len(shapes))
+            self.ring.layout(shapes + sides.shapes())
         count = 0
-        for item in frames(video, job.sampling, should_stop, max_frames=job.max_frames,
-                           frame_threads=job.frame_threads, reopen=source.open):
-            if item.offset_ms > last_ms:
-                log.warning("job %s: decoding stopped at max_duration (%s s) of media time", key, job.max_duration)
-                break
-            slot = self.next_slot(key)
-            if slot is None:
-                break
-            new = conv.follow(item.frame)  # the display matrix is on the frames, not on the stream
-            if new is not conv:
-                conv, shapes = new, new.shapes()
-            self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms, src=conv.display,
-                                 shapes=shapes)
-            conv.convert_into(item.frame, self.ring.views(slot))
-            self.chan.send(FrameReady(slot, key, count, item.offset_ms))
-            count += 1
+        try:
+            for item in frames(video, job.sampling, should_stop, max_frames=job.max_frames,
+                               frame_threads=job.frame_threads, reopen=source.open,
+                               neighbours_ms=sides.ms if sides is not None else 0):
+                if item.offset_ms > last_ms:
+                    log.warning("job %s: decoding stopped at max_duration (%s s) of media time", key, job.max_duration)
+                    break
+                side_views = sides.side_sample(item) if sides is not None else None
+                if sides is not None:
+                    ready = sides.resolve(item, side_views)
+                    if ready is not None:
+                        self.chan.send(FrameReady(ready[0], key, ready[1], ready[2]))
+                if item.wanted & OPS:
+                    slot = self.next_slot(key)
+                    if slot is None:
+                        break
+                    new = conv.follow(item.frame)  # the display matrix is on the frames, not on the stream
+                    if new is not conv:
+                        conv, shapes = new, new.shapes()
+                    extra = sides.shapes() if sides is not None else []
+                    self.ring.write_meta(slot, job=key, seq=count, offset_ms=item.offset_ms, src=conv.display,
+                                         shapes=shapes + extra)
+                    conv.convert_into(item.frame, self.ring.views(slot)[:len(shapes)])
+                    if sides is not None:
+                        sides.n_main = len(shapes)
+                        self.ring.add_flags(slot, sides.cut(slot, count, item.offset_ms))
+                    else:
+                        self.chan.send(FrameReady(slot, key, count, item.offset_ms))
+                    count += 1
+                if sides is not None:
+                    sides.remember(item, side_views)  # after the cut: its own before-frame came earlier
+        except _Exit:
+            raise
+        except BaseException:
+            self._post_waiting(key, sides)  # DecodeDone counts that cut: the parent waits for it
+            raise
+        self._post_waiting(key, sides)  # the last cut has no frame after it, or decoding stopped
         return count
+
+    def _post_waiting(self, key: int, sides: "_NeighbourWriter | None") -> None:
+        if sides is not None and sides.waiting is not None:
+            slot, seq, cut = sides.waiting
+            sides.waiting = None
+            self.chan.send(FrameReady(slot, key, seq, cut))
 
     def run_job(self, job: DecodeJob) -> None:
         self.stopped.discard(job.key)

@@ -106,7 +106,9 @@ class Engine:
         self.unavailable: dict[str, str] = {}
         self._ops = self._load_manifests(ops)
         all_specs = unique_specs(s for op in self._ops.values() for s in op.specs())
-        self.slot_bytes = max(slot_bytes_for(all_specs), 64)
+        # a cut's slot also holds the frames before and after it for ops that average them (pulp, ``Sides``)
+        sides = unique_specs(s for op in self._ops.values() if op.neighbours_ms for s in op.specs())
+        self.slot_bytes = max(slot_bytes_for(all_specs) + 2 * slot_bytes_for(sides), 64)
         self.n_slots = slots or max(8, 2 * self.max_batch * self.n_workers + 2 * self.n_decoders)
         self._cores = cores
         self._frame_threads: bool | None = frame_threads  # None: frame_threads_for decides per job

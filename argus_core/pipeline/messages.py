@@ -38,6 +38,14 @@ class LivePlan(msgspec.Struct):
     http_live: bool = False  #: an http(s) URI the request marked live (``params.live``)
 
 
+class Sides(msgspec.Struct):
+    """The frames ``ms`` before and after each cut, in the renditions ``specs``, written into the cut's own slot
+    after its views (ORIGINAL-BEHAVIOUR.md §2, "Pulp special case": pulp averages t−500, t, t+500 ms)."""
+
+    ms: int
+    specs: tuple[FrameSpec, ...]
+
+
 class DecodeJob(msgspec.Struct, tag=True):
     """Decode one video into granted slots. ``frame_threads`` None: the sampler decides per file."""
 
@@ -50,6 +58,7 @@ class DecodeJob(msgspec.Struct, tag=True):
     max_duration: float
     frame_threads: bool | None = None
     live: LivePlan | None = None
+    sides: Sides | None = None
 
 
 class GrantSlots(msgspec.Struct, tag=True):
@@ -118,6 +127,7 @@ class JobParams(msgspec.Struct, tag=True):
     key: int
     params: dict[str, OpParams]
     specs: tuple[FrameSpec, ...]
+    sides: tuple[FrameSpec, ...] = ()  #: the neighbour renditions after ``specs`` (:class:`Sides`)
 
 
 class FrameWork(msgspec.Struct, array_like=True):

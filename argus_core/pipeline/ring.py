@@ -25,7 +25,9 @@ import numpy as np
 
 #: Prefix of every segment name, so tests and operators can spot leftovers in /dev/shm.
 SHM_PREFIX = "argus-"
-MAX_VIEWS = 8
+MAX_VIEWS = 16
+#: ``flags`` bits: the slot also holds the frame before / after the cut (pulp's neighbours, :class:`Sides`)
+SIDE_BEFORE, SIDE_AFTER = 1, 2
 
 # Per-slot metadata kept in the segment itself, so any process can interpret a slot from its index.
 HEADER_DTYPE = np.dtype(
@@ -36,7 +38,7 @@ HEADER_DTYPE = np.dtype(
         ("src_w", "<i4"),
         ("src_h", "<i4"),
         ("n_views", "<i4"),
-        ("_pad", "<i4"),
+        ("flags", "<i4"),
         # (width, height, channels, byte offset inside the slot) per view
         ("views", "<i8", (MAX_VIEWS, 4)),
     ]
@@ -120,11 +122,11 @@ class FrameRing:
 
     def write_meta(
         self, slot: int, *, job: int, seq: int, offset_ms: int, src: tuple[int, int],
-        shapes: Sequence[tuple[int, int, int]],
+        shapes: Sequence[tuple[int, int, int]], flags: int = 0,
     ) -> None:
         offsets = self.layout(shapes)
         h = self._header[slot]
-        h["job"], h["seq"], h["offset_ms"] = job, seq, offset_ms
+        h["job"], h["seq"], h["offset_ms"], h["flags"] = job, seq, offset_ms, flags
         h["src_w"], h["src_h"], h["n_views"] = src[0], src[1], len(shapes)
         for i, ((hh, ww, cc), off) in enumerate(zip(shapes, offsets)):
             h["views"][i] = (ww, hh, cc, off)
@@ -146,7 +148,11 @@ class FrameRing:
         return {
             "job": int(h["job"]), "seq": int(h["seq"]), "offset_ms": int(h["offset_ms"]),
             "src_w": int(h["src_w"]), "src_h": int(h["src_h"]), "n_views": int(h["n_views"]),
+            "flags": int(h["flags"]),
         }
+
+    def add_flags(self, slot: int, flags: int) -> None:
+        self._header[slot]["flags"] |= flags
 
 
 def _round_up(n: int, k: int) -> int:

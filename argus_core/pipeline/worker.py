@@ -16,6 +16,8 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from ..errors import ArgusError, EngineError, ErrorWire, to_wire
 from ..media.renditions import Frame, FrameSpec
 from ..request import OpParams
@@ -23,7 +25,7 @@ from ..result import CutOutput
 from .decoder import child_setup
 from .messages import (Exit, FrameBatch, FrameResult, FrameWork, ForgetJob, JobParams, Results, WorkerInfo,
                        WorkerReady, worker_side)
-from .ring import FrameRing
+from .ring import SIDE_AFTER, SIDE_BEFORE, FrameRing
 
 log = logging.getLogger("argus.worker")
 
@@ -72,6 +74,7 @@ class Worker:
         self.max_wait_s = max_wait_s
         self.params: dict[int, dict[str, OpParams]] = {}
         self.specs_of: dict[int, tuple[FrameSpec, ...]] = {}
+        self.sides_of: dict[int, tuple[FrameSpec, ...]] = {}
         self.queue: deque[FrameWork] = deque()
         # Fault injection for tests and drills: a slow model (ARGUS_FAULT_INFER_DELAY_MS per batch).
         self.delay = float(os.environ.get("ARGUS_FAULT_INFER_DELAY_MS", "0") or 0) / 1000.0
@@ -82,9 +85,11 @@ class Worker:
         elif isinstance(msg, JobParams):
             self.params[msg.key] = msg.params
             self.specs_of[msg.key] = msg.specs
+            self.sides_of[msg.key] = msg.sides
         elif isinstance(msg, ForgetJob):
             self.params.pop(msg.key, None)
             self.specs_of.pop(msg.key, None)
+            self.sides_of.pop(msg.key, None)
         elif isinstance(msg, Exit):
             raise _Exit
 
@@ -111,8 +116,7 @@ class Worker:
 
     def frame(self, w: FrameWork) -> Frame:
         meta = self.ring.meta(w.slot)
-        views = dict(zip(self.specs_of.get(w.key, ()), self.ring.views(w.slot)))
-        return Frame(offset=meta["offset_ms"], src_w=meta["src_w"], src_h=meta["src_h"], views=views)
+        return slot_frame(meta, self.ring.views(w.slot), self.specs_of.get(w.key, ()), self.sides_of.get(w.key, ()))
 
     def run_batch(self, batch: list[FrameWork]) -> list[FrameResult]:
         frames = [self.frame(w) for w in batch]
@@ -122,6 +126,20 @@ class Worker:
                                       lambda key, name: self.params[key][name])
         del frames  # drop ring views before the parent recycles the slots
         return [FrameResult(w.slot, w.key, w.seq, outputs[i], errors[i]) for i, w in enumerate(batch)]
+
+
+def slot_frame(meta: dict[str, int], views: Sequence[np.ndarray], specs: Sequence[FrameSpec],
+               sides: Sequence[FrameSpec]) -> Frame:
+    """A slot as an op sees it: the job's renditions, then the neighbour frames the slot's flags say are there
+    (written after them by the decoder, before-frame first; :class:`~argus_core.pipeline.messages.Sides`)."""
+    n, k = len(specs), len(sides)
+    present = []
+    if k and len(views) >= n + 2 * k:
+        for i, bit in enumerate((SIDE_BEFORE, SIDE_AFTER)):
+            if meta.get("flags", 0) & bit:
+                present.append(dict(zip(sides, views[n + i * k:n + (i + 1) * k])))
+    return Frame(offset=meta["offset_ms"], src_w=meta["src_w"], src_h=meta["src_h"], views=dict(zip(specs, views)),
+                 sides=tuple(present))
 
 
 def infer_batch(
