@@ -234,7 +234,12 @@ class LiveSource:
         """FFmpeg options per protocol: low start-up latency, our own reconnects (FFmpeg's are off)."""
         scheme = urlsplit(self.uri).scheme.lower()
         us = str(int(self.stall_s * 1e6))
-        opts = {"fflags": "nobuffer", "analyzeduration": "1000000", "probesize": "1000000"}
+        # no ``fflags nobuffer``: with it FFmpeg drops the packets read while probing the streams, which on a
+        # live source are the first keyframe and its GOP — nothing decodes until the next keyframe, and an HLS
+        # window's first segment (the one before an EXT-X-DISCONTINUITY, say) is lost whole, so the jump
+        # after it was never seen (issue 12). Probing reads those packets either way; keeping them costs
+        # no latency, only the memory of one probe's worth of packets.
+        opts = {"analyzeduration": "1000000", "probesize": "1000000"}
         if scheme in ("rtmp", "rtmps"):
             opts["rtmp_live"] = "live"
         elif scheme in ("rtsp", "rtsps"):
