@@ -37,7 +37,8 @@ class Rebinding:
 
 
 @pytest.mark.parametrize("uri, addrs, dialled", [
-    ("rtmp://user:pw@cdn.test/live/key?token=s3cret", ["93.184.216.34"], ["rtmp://user:pw@93.184.216.34/live/key?token=s3cret"]),
+    ("rtmp://user:pw@cdn.test/live/key?token=s3cret", ["93.184.216.34"],
+     ["rtmp://user:pw@93.184.216.34/live/key?token=s3cret"]),
     ("rtsp://cam.test:8554/stream/1?ch=2", ["2606:4700:4700::1111", "1.1.1.1"],
      ["rtsp://[2606:4700:4700::1111]:8554/stream/1?ch=2", "rtsp://1.1.1.1:8554/stream/1?ch=2"]),
     ("srt://relay.test:9000?streamid=#!::r=live&latency=20", ["9.9.9.9"],
