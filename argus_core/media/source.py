@@ -11,10 +11,11 @@ protocol whitelist) are the same everywhere.
 from __future__ import annotations
 
 import errno
+import math
 import os
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import av
 import av.error
@@ -205,8 +206,90 @@ def redact(uri: str) -> str:
     """A URI fit for logs: no user info, no query (stream keys and tokens live there)."""
     p = urlsplit(uri)
     host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
     port = f":{p.port}" if p.port else ""
     return f"{p.scheme}://{host}{port}{p.path}"
+
+
+# -- dialling a checked address (issue 12 "SSRF") ----------------------------------------------------------
+#: the fragment marker that carries a pinned URI's original host name and every checked address. FFmpeg never
+#: sees it (:meth:`LiveSource.open` strips it); it rides in the URI so that every consumer of the URI — the
+#: decoder, the cut saver, the report's thumbnails — dials the same checked addresses without new plumbing.
+PIN_MARK = "#argus_pin="
+#: schemes whose host FFmpeg resolves itself (no proxy can stand in front of them): these are pinned
+PINNED_SCHEMES = frozenset({"rtmp", "rtsp", "srt"})
+
+
+def _netloc(parts, host: str) -> str:
+    """``parts``' netloc with its host replaced (user info and port kept; IPv6 in brackets)."""
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if ":" in host:  # IPv6 literal; a zone id's "%" is written "%25" (RFC 6874)
+        host = "[" + host.replace("%", "%25") + "]"
+    return (userinfo + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
+
+
+def pin_uri(uri: str, addresses: list[str]) -> str:
+    """``uri`` to be dialled at ``addresses`` (already checked, in order): the host replaced by the first one,
+    the original host and every address kept after :data:`PIN_MARK`. A URI whose host already is an IP literal
+    comes back as it is. Port, path, query, user info and any fragment of the original are kept."""
+    if not addresses:
+        raise ValueError("no address to pin to")
+    base, _, _old = uri.partition(PIN_MARK)  # a URI pinned twice keeps one marker
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    if host.strip("[]") == addresses[0].split("%")[0] and len(addresses) == 1:
+        return base
+    head = urlunsplit((parts.scheme, _netloc(parts, addresses[0]), parts.path, parts.query, ""))
+    # the original fragment (FFmpeg reads "#…" as part of an RTMP playpath) stays before the marker
+    tail = base[len(urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))):]
+    return head + tail + PIN_MARK + urlencode({"host": host, "addr": addresses}, doseq=True)
+
+
+@dataclass(frozen=True)
+class Dial:
+    """Where to connect for a URI: ``urls`` to try in order (each with the host replaced by one checked
+    address), the original ``host`` (None: the URI was not pinned)."""
+
+    urls: tuple[str, ...]
+    host: str | None = None
+
+
+def dial_of(uri: str) -> Dial:
+    """The URLs FFmpeg is given for ``uri`` (see :func:`pin_uri`)."""
+    base, mark, encoded = uri.partition(PIN_MARK)
+    if not mark or urlsplit(base).scheme.lower() not in PINNED_SCHEMES:
+        return Dial((uri,))  # only rtmp/rtsp/srt are pinned: on any other URI the text is not ours
+    fields = parse_qs(encoded)
+    addrs = fields.get("addr") or []
+    host = (fields.get("host") or [None])[0]
+    parts = urlsplit(base)
+    prefix = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+    tail = base[len(prefix):]
+    urls = tuple(urlunsplit((parts.scheme, _netloc(parts, a), parts.path, parts.query, "")) + tail
+                 for a in addrs) or (base,)
+    return Dial(urls, host)
+
+
+def rtmp_tcurl(url: str, host: str) -> str:
+    """The ``tcUrl`` FFmpeg would send for ``url`` had it been given the host name ``host``: RTMP servers
+    that host several sites (vhosts) pick one by the tcUrl's host, which a pinned URL would otherwise turn
+    into an IP literal. The app is split off the path the way FFmpeg's RTMP client does by default: the
+    first path component, or the first two when a third (the playpath) follows without a ":" before it."""
+    parts = urlsplit(url)
+    comps = parts.path.lstrip("/").split("/")
+    if len(comps) < 2:
+        app = ""
+    elif len(comps) == 2 or ":" in comps[1]:
+        app = comps[0]
+    else:
+        app = comps[0] + "/" + comps[1]
+    netloc = _netloc(parts._replace(netloc=parts.netloc.rpartition("@")[2]), host)
+    return f"{parts.scheme}://{netloc}/{app}"
 
 
 @dataclass
@@ -224,7 +307,8 @@ class LiveSource:
 
     @property
     def redacted(self) -> str:
-        return redact(self.uri)
+        dial = dial_of(self.uri)
+        return redact(dial.urls[0]) + (f" ({dial.host})" if dial.host else "")
 
     @property
     def is_hls(self) -> bool:
@@ -234,11 +318,21 @@ class LiveSource:
         """FFmpeg options per protocol: low start-up latency, our own reconnects (FFmpeg's are off)."""
         scheme = urlsplit(self.uri).scheme.lower()
         us = str(int(self.stall_s * 1e6))
-        opts = {"fflags": "nobuffer", "analyzeduration": "1000000", "probesize": "1000000"}
+        # no ``fflags nobuffer``: with it FFmpeg drops the packets read while probing the streams, which on a
+        # live source are the first keyframe and its GOP — nothing decodes until the next keyframe, and an HLS
+        # window's first segment (the one before an EXT-X-DISCONTINUITY, say) is lost whole, so the jump
+        # after it was never seen (issue 12). Probing reads those packets either way; keeping them costs
+        # no latency, only the memory of one probe's worth of packets.
+        opts = {"analyzeduration": "1000000", "probesize": "1000000"}
         if scheme in ("rtmp", "rtmps"):
             opts["rtmp_live"] = "live"
         elif scheme in ("rtsp", "rtsps"):
             opts.update(rtsp_transport="tcp", timeout=us)
+            if "listen" in self.options.get("rtsp_flags", ""):
+                # the reader as the server (a camera or encoder pushes to us). Its wait for the publisher must
+                # be set: FFmpeg 8's default (-1 s) reaches the TCP layer as -1000 and every listen fails with
+                # ERANGE ("Unable to open RTSP for listening"); PyAV's open timeout still bounds the wait
+                opts["listen_timeout"] = str(max(1, int(math.ceil(self.open_timeout))))
         elif scheme == "srt":
             opts["rw_timeout"] = us
         elif scheme in ("http", "https"):
@@ -251,14 +345,33 @@ class LiveSource:
         opts.update(self.options)
         return opts
 
+    def attempts(self) -> list[tuple[str, dict[str, str]]]:
+        """What one connect tries, in order: (URL, FFmpeg options). One per checked address of a pinned URI
+        (the host name never reaches FFmpeg; RTMP's tcUrl still names it), else the URI itself."""
+        dial = dial_of(self.uri)
+        out = []
+        for url in dial.urls:
+            options = self.ffmpeg_options()
+            if dial.host and urlsplit(url).scheme.lower() == "rtmp" and "rtmp_tcurl" not in options:
+                options["rtmp_tcurl"] = rtmp_tcurl(url, dial.host)
+            out.append((url, options))
+        return out
+
     def open(self) -> OpenedVideo:
-        try:
-            container = av.open(self.uri, mode="r", timeout=(self.open_timeout, self.stall_s),
-                                options=self.ffmpeg_options())
-        except ArgusError:
-            raise
-        except Exception as exc:
-            raise map_av_error(exc) from None
+        """Connect. A pinned URI (:func:`pin_uri`) is dialled at its checked addresses only, one after the
+        other until one answers — FFmpeg never resolves the host name again (issue 12 "SSRF")."""
+        error: ArgusError | None = None
+        for url, options in self.attempts():
+            try:
+                container = av.open(url, mode="r", timeout=(self.open_timeout, self.stall_s), options=options)
+                break
+            except ArgusError:
+                raise
+            except Exception as exc:
+                error = map_av_error(exc)
+        else:
+            assert error is not None
+            raise error from None
         stream = first_video_stream(container)
         # no frame threads: each would hold a frame back (latency) and a live decoder runs per stream
         stream.thread_type = "SLICE"

@@ -5,7 +5,8 @@ request validation (CONTRACT §1, §11).
   which the engine accepts from embedders, are refused over HTTP.
 - Network sources and hook URLs pass the SSRF guard; http(s) sources have their redirects followed hop
   by hop before the engine opens them, and FFmpeg then fetches them through :mod:`argus_http.net.egress`,
-  which checks every further connection the same way.
+  which checks every further connection the same way. rtmp/rtsp/srt hosts are resolved once when the job
+  runs and the engine gets a URI pinned to the checked addresses (:meth:`.ssrf.Guard.pinned`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from argus_core.errors import InvalidRequest
+from argus_core.media.source import PINNED_SCHEMES
 from argus_core.request import VideoRequest
 
 from ..config import Settings
@@ -65,6 +67,10 @@ def engine_source(uri: str, settings: Settings, guard: Guard) -> str:
         return local_file(uri, settings.media_root)
     if scheme in ("http", "https"):
         return guard.final_url(uri, timeout=settings.callback_timeout)
+    if scheme in PINNED_SCHEMES:
+        # rtmp/rtsp/srt: no proxy can stand in front of FFmpeg's own connect, so the host is resolved here,
+        # once, and FFmpeg dials the checked address (issue 12 "SSRF")
+        return guard.pinned(uri)
     check_source(uri, settings, guard)
     return uri
 

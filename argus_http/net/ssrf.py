@@ -116,6 +116,16 @@ class Guard:
         """Raise :class:`UnsafeURL` unless ``url`` may be fetched/posted to."""
         self.resolve(url)
 
+    def pinned(self, url: str) -> str:
+        """``url`` resolved once, every address checked, and rewritten to be dialled at those addresses only
+        (:func:`argus_core.media.source.pin_uri`): for rtmp/rtsp/srt, whose host FFmpeg would otherwise
+        resolve again itself — a DNS answer that changed between the check and the connect (rebinding)
+        is never asked for. Raises :class:`UnsafeURL`."""
+        from argus_core.media.source import pin_uri
+
+        _host, _port, addrs = self.resolve(url)
+        return pin_uri(url, list(addrs))
+
     # -- outgoing HTTP through checked addresses ------------------------------------------------------
     def connection(self, url: str, timeout: float) -> http.client.HTTPConnection:
         """An HTTP(S) connection to ``url``'s host that will connect only to the checked address."""
