@@ -103,3 +103,23 @@ def test_srt_publisher_killed_and_restarted(publishers, live_clip):
     args, url = srt_args(live_clip, free_port())
     _killed_and_restarted(Reader(LiveSource(url, stall_s=3.0, open_timeout=5.0)), publishers(args, start=False),
                           _start_listener)
+
+
+def test_srt_without_the_protocol_is_a_clear_400_not_endless_retries():
+    """Where PyAV's FFmpeg has no srt (the PyPI wheels), an srt:// job fails at once with 400 and a detail that
+    says why, instead of retrying "Protocol not found" until its live.timeout (issue 12)."""
+    from argus_core import Engine
+    from argus_core.errors import InvalidRequest
+    from argus_core.media.source import protocol_available, require_protocol
+
+    if protocol_available("srt"):
+        pytest.skip("this PyAV's FFmpeg has srt: the SRT tests above run instead")
+    with pytest.raises(InvalidRequest) as exc:
+        require_protocol(f"srt://127.0.0.1:{free_port()}")
+    assert "srt" in exc.value.detail and exc.value.public
+    body = {"data": {"uri": f"srt://127.0.0.1:{free_port()}"}, "ops": [{"op": "pulp"}],
+            "params": {"vframe": {"mode": 0, "interval": 1}, "live": {"timeout": 60}}}
+    with Engine(decoders=1, workers=1, ops=["pulp"]) as engine:
+        with pytest.raises(InvalidRequest) as exc:  # at submit, not after retrying until live.timeout
+            engine.submit(body)
+        assert "srt" in exc.value.detail

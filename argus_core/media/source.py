@@ -11,6 +11,7 @@ protocol whitelist) are the same everywhere.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 import av
 import av.error
 
-from ..errors import ArgusError, CannotOpen, OutOfMemory, VideoNotFound
+from ..errors import ArgusError, CannotOpen, InvalidRequest, OutOfMemory, VideoNotFound
 from .nested import MAX_DOWNLOAD_OPTION, MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
@@ -380,6 +381,34 @@ class LiveSource:
     def nothing_decodable(self) -> bool:
         """A live source is never judged undecodable by one look: it reconnects instead."""
         return False
+
+
+#: schemes PyAV's own FFmpeg may lack (the PyPI wheels of PyAV 18.1, FFmpeg 8.1, have no libsrt)
+OPTIONAL_SCHEMES = frozenset({"srt"})
+
+
+@functools.cache
+def protocol_available(scheme: str) -> bool:
+    """Whether PyAV's FFmpeg has the protocol. PyAV lists no protocols, but FFmpeg looks one up before it
+    connects, so a missing one fails at once; a present one tries a caller to a closed loopback port and
+    gives up after 100 ms. Asked once per process."""
+    try:
+        av.open(f"{scheme}://127.0.0.1:9?mode=caller&connect_timeout=100", timeout=0.5).close()
+    except av.error.ProtocolNotFoundError:
+        return False
+    except Exception:  # refused, timed out: the protocol is there
+        pass
+    return True
+
+
+def require_protocol(uri: str) -> None:
+    """400 ``invalid parameters`` for a scheme this build of FFmpeg cannot dial, instead of a live job that
+    retries "Protocol not found" until its timeout (issue 12: ``srt://`` with the PyPI PyAV wheels)."""
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in OPTIONAL_SCHEMES and not protocol_available(scheme):
+        raise InvalidRequest(detail=f"{scheme}:// is not supported by this build: PyAV's FFmpeg has no "
+                                    f"{scheme} protocol (install PyAV built against an FFmpeg with lib{scheme})",
+                             public=True)
 
 
 def source_for(uri: str, timeout: float = 30.0, options: dict[str, str] | None = None, *,

@@ -20,7 +20,7 @@ from ..media import live as livemod
 from ..media.clock import LiveClock
 from ..media.renditions import Converter
 from ..media.sampler import OPS, SIDE, Sample, frames
-from ..media.source import LiveSource, OpenedVideo, Source, map_av_error, source_for
+from ..media.source import LiveSource, OpenedVideo, Source, map_av_error, require_protocol, source_for
 from .messages import (DecodeDone, DecodeJob, Exit, FrameReady, GrantSlots, LiveBreak, LiveStatus, Sides, StopJob,
                        VideoMeta, decoder_side)
 from .ring import SIDE_AFTER, SIDE_BEFORE, FrameRing
@@ -270,7 +270,14 @@ class Decoder:
         operator's maximum duration: reconnecting on any error (:func:`argus_core.media.live.live_samples`)."""
         key, plan = job.key, job.live
         assert plan is not None
-        source = source_for(job.uri, job.timeout, self.source_options, live=True, stall_s=plan.stall_s)
+        try:
+            require_protocol(job.uri)  # Engine.check refuses these at submit; a request checked elsewhere may not be
+            source = source_for(job.uri, job.timeout, self.source_options, live=True, stall_s=plan.stall_s)
+        except ArgusError as exc:  # a URI no reconnect can help (e.g. a protocol this FFmpeg lacks)
+            returned = list(self.granted)
+            self.granted.clear()
+            self.chan.send(DecodeDone(key, 0, to_wire(exc), returned))
+            return
         assert isinstance(source, LiveSource)
         clock = LiveClock(start_ms=plan.start_ms)
         started = time.monotonic()

@@ -26,6 +26,7 @@ import msgspec
 
 from ..errors import BadOp, EngineError
 from ..media.renditions import slot_bytes_for, unique_specs
+from ..media.source import require_protocol
 from ..ops import check_request, create_op, op_classes
 from ..request import VideoRequest, parse_request
 from ..runtime.device import device_name
@@ -188,8 +189,10 @@ class Engine:
         return req
 
     def check(self, req: VideoRequest) -> None:
-        """Each op's own validation of its params (documented 400s), for a request parsed elsewhere."""
+        """Each op's own validation of its params (documented 400s), for a request parsed elsewhere; and a
+        scheme this build's FFmpeg cannot dial (``srt://`` without libsrt) is a 400 now, not a job that retries."""
         check_request(req, self._ops)
+        require_protocol(req.data.uri)
 
     def submit(self, body: bytes | str | Mapping[str, Any] | VideoRequest, job_id: str | None = None, *,
                start_ms: int = 0) -> Job:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from argus_core.errors import InvalidRequest
-from argus_core.media.source import PINNED_SCHEMES
+from argus_core.media.source import PINNED_SCHEMES, require_protocol
 from argus_core.request import VideoRequest
 
 from ..config import Settings
@@ -51,6 +51,7 @@ def local_file(uri: str, media_root: str) -> str:
 
 def check_source(uri: str, settings: Settings, guard: Guard) -> None:
     """Fast checks at submit time (no network traffic beyond DNS)."""
+    require_protocol(uri)
     scheme = urlsplit(uri).scheme.lower()
     if scheme == "file":
         local_file(uri, settings.media_root)
@@ -62,6 +63,7 @@ def check_source(uri: str, settings: Settings, guard: Guard) -> None:
 
 def engine_source(uri: str, settings: Settings, guard: Guard) -> str:
     """The URI to hand to the engine: a checked local path, or the checked end of the redirect chain."""
+    require_protocol(uri)
     scheme = urlsplit(uri).scheme.lower()
     if scheme == "file":
         return local_file(uri, settings.media_root)
