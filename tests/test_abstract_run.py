@@ -62,6 +62,10 @@ def test_end_to_end(short, models):
     texts = {i["contentId"]: i["clipAbstract"] for i in items}
     for cid, ev in trace:
         assert texts[cid] == write_text(ev, "zh") and grounded(texts[cid], ev, "zh"), (cid, texts[cid], ev)
+        # the Chinese text names the real ImageNet tags in Chinese: Latin letters only inside OCR quotes / names
+        latin = re.sub(r"“[^”]*”", "", texts[cid])
+        assert not re.search(r"[A-Za-z]", re.sub("|".join(map(re.escape, ev.names)) or "^$", "", latin)), texts[cid]
+    assert any(ev.tags for _, ev in trace)
     ev = dict(trace)
     # carphone (a man talking in a car): the face detector sees him; the texts differ between shots
     assert ev[shots[1]["contentId"]].people >= 1, ev[shots[1]["contentId"]]

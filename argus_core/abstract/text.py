@@ -3,16 +3,20 @@
 :class:`Evidence` holds what was seen in a shot/scene/clip/programme. :class:`TemplateWriter` composes a text
 from its parts (duration, people and names, the most frequent objects, scene tags, on-screen keyphrases):
 which clauses appear, their order and their phrasing follow the evidence, so two different segments read
-differently and nothing absent from the evidence can appear. An operator's writer (anything with
-``write(evidence, language) -> str``, e.g. a client for an OpenAI-compatible endpoint) is tried first when
-given; its text is kept only when :func:`grounded` accepts it, else the template is used (the default and the
-fallback).
+differently and nothing absent from the evidence can appear. Chinese texts name COCO classes by :data:`ZH`
+and ImageNet tags by :func:`imagenet_zh` (``imagenet_zh.json``, our translations of MobileNetV2's 1000
+labels). An operator's writer (anything with ``write(evidence, language) -> str``, e.g. a client for an
+OpenAI-compatible endpoint) is tried first when given; its text is kept only when :func:`grounded` accepts it,
+else the template is used (the default and the fallback).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
+from functools import cache
+from importlib import resources
 from typing import Protocol, Sequence
 
 import msgspec
@@ -51,6 +55,24 @@ ZH = {
     "toaster": "烤面包机", "sink": "水槽", "refrigerator": "冰箱", "book": "书", "clock": "时钟",
     "vase": "花瓶", "scissors": "剪刀", "teddy bear": "泰迪熊", "hair drier": "吹风机", "toothbrush": "牙刷",
 }
+
+
+@cache
+def imagenet_zh() -> dict[str, str]:
+    """ImageNet label (as MobileNetV2's manifest spells it) → Chinese name, from ``imagenet_zh.json`` (our own
+    translations, shipped as package data). The two labels that name two classes ("crane", "maillot") get the
+    file's ``shared`` name, since a tag reaches the text as its label string only."""
+    doc = json.loads(resources.files(__package__).joinpath("imagenet_zh.json").read_text(encoding="utf-8"))
+    out = {en: zh for en, zh in doc["labels"]}
+    out.update(doc["shared"])
+    return out
+
+
+def tag_name(label: str, lang: str) -> str:
+    """An ImageNet tag as a text names it: its Chinese name in ``zh`` (the English label when the table
+    lacks it, so that an unknown tag is still reported rather than dropped), the label itself in ``en``."""
+    return label if lang == "en" else imagenet_zh().get(label, label)
+
 
 # the glue the template uses, and all a grounded text may add to the evidence's own words
 _ZH_GLUE = "本片段视频镜头场景共约秒分钟时长画面中出现了有主要可见以及和与、，。：；“”「」位人物名字为屏幕上文字写着" \
@@ -115,7 +137,7 @@ class TemplateWriter:
                 lead = "主要可见" if (pick % 3 == 0 or ev.names) else "画面中出现了"
                 parts.append(lead + _join([_name(o, lang) for o in objs], lang) + "。")
             if ev.tags:
-                parts.append(f"场景像是{_join(ev.tags[:3], lang)}。")
+                parts.append(f"场景像是{_join([tag_name(t, lang) for t in ev.tags[:3]], lang)}。")
             if ev.ocr:
                 parts.append(f"屏幕上文字写着“{'”“'.join(ev.ocr[:3])}”。")
         if len(parts) > 2 and pick % 4 == 1:
@@ -130,8 +152,17 @@ class TextWriter(Protocol):
 def _vocabulary(ev: Evidence, lang: str) -> list[str]:
     words = [*ev.objects, *ev.tags, *ev.names, *ev.ocr]
     if lang != "en":
-        words += [ZH.get(o, o) for o in ev.objects]
+        words += [ZH.get(o, o) for o in ev.objects] + [tag_name(t, lang) for t in ev.tags]
     return sorted({w for w in words if w}, key=len, reverse=True)
+
+
+@cache
+def _glue_spelled_names() -> tuple[str, ...]:
+    """Chinese label names spelled only with glue characters ("背包", "时钟"): the per-character glue check
+    alone would let a text name them unseen, so :func:`grounded` looks for them by name. One-character names
+    ("人") are left out: the glue's own "人物" carries them."""
+    names = {*ZH.values(), *imagenet_zh().values()}
+    return tuple(sorted(n for n in names if len(n) > 1 and all(ch in _ZH_GLUE for ch in n)))
 
 
 def grounded(text: str, ev: Evidence, language: str = "zh") -> bool:
@@ -148,6 +179,8 @@ def grounded(text: str, ev: Evidence, language: str = "zh") -> bool:
         if num not in numbers:
             return False
     rest = re.sub(r"\d+", " ", rest)
+    if lang != "en" and any(n in rest for n in _glue_spelled_names()):
+        return False
     if lang == "en":
         return all(w in _EN_GLUE for w in re.findall(r"[a-z]+", rest.lower()))
     return all(ch in _ZH_GLUE or not ch.strip() or ch in ",.;:!?\"'()-" for ch in rest) and not re.search(
