@@ -25,6 +25,7 @@ from argus_http.queue.tables import Tables, open_database
 from argus_http.queue.database import JobQueue
 
 from conftest import HERE, PG_URL, REPO, Receiver, make_video, running_server, video_body
+from tests.data import footage_or_skip
 
 
 def start_worker(db_url: str, media_dir: Path, data_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
@@ -216,8 +217,6 @@ def _rings_of(pids: list[int]) -> list[str]:
 
 def _chaos_clips(media_dir: Path) -> list[Path]:
     """Small, cheap-to-decode clips: four synthetic ones of different lengths and a cut of real footage."""
-    from tests.data import footage_or_skip
-
     clips = [media_dir / f"chaos-{i}.mp4" for i in range(4)]
     for i, c in enumerate(clips):
         if not c.exists():
