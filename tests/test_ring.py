@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,64 @@ def test_kill_9_of_the_parent_leaks_nothing(vids, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_kill_9_of_the_whole_process_group_leaves_a_segment_that_the_next_engine_unlinks():
+    """Issue 10: when the whole group dies (container OOM-kill, ``kill -9 -PGID``) the resource tracker dies
+    with the engine, so nothing of it can unlink the ring; the next engine on the machine does, at start-up."""
+    script = textwrap.dedent("""
+        import time
+        from argus_core.pipeline.ring import FrameRing
+        ring = FrameRing.create(2, 4096)
+        print(ring.name, flush=True)
+        time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        name = p.stdout.readline().strip()
+        assert name in leftover_segments()
+        os.killpg(p.pid, signal.SIGKILL)  # the creator and its resource tracker, at once
+        p.wait(10)
+        time.sleep(0.3)
+        assert name in leftover_segments(), "the tracker outlived the group: this test proves nothing"
+        with Engine(decoders=1, workers=1, ops=["pulp"]) as e:
+            assert name not in leftover_segments()
+            assert e.ring_name in leftover_segments()  # its own ring is live and locked, never reaped
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        (Path("/dev/shm") / name).unlink(missing_ok=True)
+
+
+def test_reap_orphans_unlinks_only_unlocked_segments_of_dead_pids():
+    from argus_core.pipeline.ring import _hold_lock, reap_orphans
+
+    dead = _dead_pid()
+    tag = os.urandom(4).hex()
+    names = {"live": None, "orphan": f"argus-{dead}-{tag}a", "locked": f"argus-{dead}-{tag}b",
+             "odd": f"argus-x{tag}-1"}
+    for key in ("orphan", "locked", "odd"):
+        (Path("/dev/shm") / names[key]).write_bytes(b"\0" * 64)
+    held = _hold_lock(names["locked"])  # a live creator in another PID namespace sharing /dev/shm
+    ring = FrameRing.create(2, 4096)
+    names["live"] = ring.name
+    try:
+        reaped = reap_orphans()
+        assert names["orphan"] in reaped
+        left = set(leftover_segments())
+        assert names["orphan"] not in left
+        assert {names["locked"], names["odd"], names["live"]} <= left
+        os.close(held)  # that creator dies: its segment goes at the next sweep
+        assert names["locked"] in reap_orphans()
+    finally:
+        ring.close()
+        for n in names.values():
+            (Path("/dev/shm") / n).unlink(missing_ok=True)
+    assert ring.name not in leftover_segments()

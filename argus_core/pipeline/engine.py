@@ -33,7 +33,7 @@ from ..runtime.device import device_name
 from ..runtime.tuning import machine_cores, plan
 from .coordinator import Cancel, Close, Coordinator, Limits, Stop, Submit
 from .job import Job
-from .ring import FrameRing
+from .ring import FrameRing, reap_orphans
 from .supervisor import Supervisor, WorkerSettings, stop_children
 
 log = logging.getLogger("argus.engine")
@@ -123,6 +123,9 @@ class Engine:
                               detail="create the Engine under `if __name__ == \"__main__\":` "
                                      "(child processes are spawned and import the main module)")
         ctx = mp.get_context("spawn")
+        # An engine whose whole process group was SIGKILLed (its resource tracker too) left its ring in
+        # /dev/shm; the next engine on the machine (a restarted worker) unlinks it (issue 10).
+        reap_orphans()
         self._ring = FrameRing.create(self.n_slots, self.slot_bytes)
         try:
             self._sup = Supervisor(

@@ -9,6 +9,13 @@ Attaching processes do not register it with CPython's resource tracker (gh-82300
 may unlink a segment it did not create, or warn about "leaked" ones). The creator stays registered, so if it is
 killed with ``-9`` the resource tracker still unlinks the segment when the last process exits.
 
+The tracker dies too when the whole process group is killed (a container OOM-killed, ``kill -9 -PGID``, a
+cgroup stopped): nothing of that engine is left to unlink its ring. So the creator also holds a shared
+``flock`` on the segment for its lifetime, and :func:`reap_orphans` (run by every engine at start-up) unlinks
+the ``argus-<pid>-*`` segments whose creator pid is gone *and* whose lock nobody holds: the kernel drops the
+lock when the creator dies, however it dies, and a live creator in another PID namespace that shares this
+/dev/shm still holds it.
+
 Slot accounting (which slot is free, written, being inferred) lives in the parent, which hands slots to
 children point-to-point; see :mod:`argus_core.pipeline.engine`. That is deliberate: a shared free-queue whose lock
 is held by a child killed with ``-9`` would deadlock every other process.
@@ -16,6 +23,9 @@ is held by a child killed with ``-9`` would deadlock every other process.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import logging
 import os
 import secrets
 from multiprocessing import resource_tracker, shared_memory
@@ -25,6 +35,9 @@ import numpy as np
 
 #: Prefix of every segment name, so tests and operators can spot leftovers in /dev/shm.
 SHM_PREFIX = "argus-"
+SHM_DIR = "/dev/shm"
+
+log = logging.getLogger("argus.engine")
 MAX_VIEWS = 16
 #: ``flags`` bits: the slot also holds the frame before / after the cut (pulp's neighbours, :class:`Sides`)
 SIDE_BEFORE, SIDE_AFTER = 1, 2
@@ -61,6 +74,10 @@ class FrameRing:
         header_bytes = _round_up(HEADER_DTYPE.itemsize * slots, 4096)
         self._header = np.ndarray((slots,), dtype=HEADER_DTYPE, buffer=shm.buf, offset=0)
         self._data = np.ndarray((slots, slot_bytes), dtype=np.uint8, buffer=shm.buf, offset=header_bytes)
+        #: the creator's liveness lock (see the module doc); -1 in attaching processes
+        self._lock_fd = -1
+        if owner:
+            self._lock_fd = _hold_lock(self.name)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @classmethod
@@ -102,6 +119,9 @@ class FrameRing:
                 shm.unlink()
             except FileNotFoundError:
                 pass
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # after the unlink: a janitor never sees this segment unlocked
+            self._lock_fd = -1
 
     def __enter__(self) -> "FrameRing":
         return self
@@ -162,6 +182,68 @@ def _round_up(n: int, k: int) -> int:
 def leftover_segments() -> list[str]:
     """Names of Argus segments in /dev/shm (for tests and operators)."""
     try:
-        return sorted(n for n in os.listdir("/dev/shm") if n.startswith(SHM_PREFIX))
+        return sorted(n for n in os.listdir(SHM_DIR) if n.startswith(SHM_PREFIX))
     except FileNotFoundError:  # pragma: no cover - non-Linux
         return []
+
+
+def _hold_lock(name: str) -> int:
+    """Open the segment's file and take a shared lock that lives exactly as long as this process keeps the
+    descriptor (the kernel releases it on any death, SIGKILL included). -1 where /dev/shm is not a directory
+    of files (non-Linux): no janitor there."""
+    try:
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # pragma: no cover - non-Linux
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # pragma: no cover - a fresh random name nobody else can hold
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def reap_orphans() -> list[str]:
+    """Unlink Argus segments left by engines that died without cleaning up; returns the names unlinked.
+
+    A segment goes only if the pid in its name (``argus-<pid>-<hex>``) is not a live process here *and* no
+    process holds its lock. The pid test covers a creator between ``create`` and taking its lock; the lock
+    covers a reused pid number (alive: kept, harmlessly, until that process exits) and creators in another PID
+    namespace (alive: locked). Names that do not parse are never touched."""
+    reaped: list[str] = []
+    for name in leftover_segments():
+        pid_text = name[len(SHM_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        path = os.path.join(SHM_DIR, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone meanwhile, or not ours to open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):  # pragma: no cover
+                log.warning("cannot lock %s: %s", path, e)
+            os.close(fd)
+            continue  # its creator (or an inheriting child of it) is alive somewhere
+        try:
+            os.unlink(path)
+            reaped.append(name)
+        except OSError:
+            pass  # another janitor was first, or /dev/shm is not ours to write
+        finally:
+            os.close(fd)
+    if reaped:
+        log.warning("unlinked %d shared-memory segment(s) of dead engines: %s", len(reaped), ", ".join(reaped))
+    return reaped
