@@ -114,6 +114,9 @@ class Settings(msgspec.Struct, kw_only=True):
     abstract_time_limit: float = 0.0
     #: the caller's face gallery whose names ``enablePersonName`` uses (tv_play / tv_show); empty: none
     abstract_person_group: str = ""
+    #: save each shot's and scene's keyframe as a JPEG in ``save_store`` (key ``abstract/<taskId>/<ms>.jpg``,
+    #: like ``params.save``) and give its URI as ``keyframeURI`` (CONTRACT §12 extras); off: offsets only
+    abstract_keyframes: bool = False
     #: thumbnails per ``GET /v1/jobs/video/<id>/report`` page (decoded from the source once; then cached)
     report_thumbs: int = 300
     # -- remote worker (``argus worker --queue-url``) ------------------------------------------------

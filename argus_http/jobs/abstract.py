@@ -23,6 +23,7 @@ from argus_core.errors import ArgusError, Cancelled, InvalidRequest
 from ..net.sources import engine_source
 from ..queue.abstracts import with_auth
 from ..queue.protocol import CANCELLED_MESSAGE
+from ..save import CutSaver, FrameStore
 from ..schemas import AbstractSubmit
 from ..tenancy import scoped
 from .running import Context, Running
@@ -55,7 +56,28 @@ def run(ctx: Context, r: Running) -> None:
     except Exception as exc:
         _fail(r, abstract_run.as_abstract_error(exc))
         return
+    if ctx.s.abstract_keyframes and not r.lost:
+        save_keyframes(ctx, lease.job_id, uri, body)
     r.end(result={k: body[k] for k in KEPT if k in body})
+
+
+def save_keyframes(ctx: Context, task_id: str, uri: str, body: dict) -> None:
+    """``keyframeURI`` on every item with a ``keyframeInMS`` (shots, scenes): the frame the sampler shows at
+    that offset, upright, as a JPEG in the frame store (the ``params.save`` store, CONTRACT §10). A frame that
+    cannot be saved leaves its item without the URI and never fails the task (as ``params.save``)."""
+    items = [i for i in body.get("clipResults") or [] if "keyframeInMS" in i]
+    if not items:
+        return
+    store = ctx.store if ctx.store is not None else FrameStore(ctx.s.save_store)
+    saver = CutSaver(store, uri, "abstract", task_id, getattr(ctx.engine, "source_options", None))
+    try:
+        cuts = [{"offset": int(i["keyframeInMS"])} for i in items]
+        saver.cuts(cuts)
+        for item, cut in zip(items, cuts):
+            if cut.get("uri"):
+                item["keyframeURI"] = cut["uri"]
+    finally:
+        saver.close()
 
 
 def _fail(r: Running, err: ArgusError) -> None:

@@ -447,3 +447,42 @@ def test_queue_progress_columns_are_added_to_an_old_database(backend: str) -> No
     assert q.record_progress(job, lease.token, 12, 3000)
     rec = q.latest("u", "abstract", abstracts.source_key(REQ["source"]))
     assert (rec.percent, rec.duration_ms) == (12, 3000) and rec.started_at is not None
+
+
+def test_keyframe_jpegs_in_the_frame_store(media: Path, tmp_path: Path, engine: Any) -> None:
+    """§12 extras: with ``abstract_keyframes`` on, every shot and scene carries ``keyframeURI``, a JPEG in the
+    frame store (the ``params.save`` store) of the frame shown at its ``keyframeInMS`` — upright, full size."""
+    import av
+    import numpy as np
+
+    from argus_core.media.sampler import FrameGrabber
+    from argus_core.media.source import source_for
+
+    store = tmp_path / "frames"
+    with running_server(tmp_path, engine, media_root=str(media), abstract_keyframes=True,
+                        save_store=str(store)) as (srv, client):
+        source = src(media, "short.mp4")
+        st, _, out = client.call("PUT", PATH, {"source": source, "enableAbstractLayers": [2, 3]})
+        assert st == 200, out
+        deadline = time.monotonic() + 60
+        while (view := client.call("GET", f"{PATH}?source={quote(source, safe='')}")[2])["status"] != "FINISHED":
+            assert time.monotonic() < deadline and view["status"] != "ERROR", view
+            time.sleep(0.1)
+    items = [i for i in view["clipResults"] if "keyframeInMS" in i]
+    assert {i["level"] for i in items} == {2, 3} and len(items) >= 3
+    grab = FrameGrabber(source_for(str(media / "short.mp4")))
+    try:
+        for item in items:
+            uri = item["keyframeURI"]
+            path = Path(uri.removeprefix("file://"))
+            assert uri.startswith("file://") and path.is_relative_to(store.resolve()), uri
+            with av.open(str(path)) as c:
+                jpeg = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+            shown = grab.frame_at(int(item["keyframeInMS"])).to_ndarray(format="rgb24").astype(np.int16)
+            assert jpeg.shape == shown.shape
+            assert np.abs(jpeg - shown).mean() < 6, item  # the same frame, up to JPEG loss
+    finally:
+        grab.close()
+    shots = sorted((i for i in items if i["level"] == 3), key=lambda i: i["startTimeInMS"])
+    a, b = (Path(s["keyframeURI"].removeprefix("file://")).read_bytes() for s in (shots[0], shots[-1]))
+    assert a != b  # each shot its own frame
