@@ -8,9 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argus_core.post import boxes as boxes_mod
-from argus_core.post.boxes import (Candidates, class_aware_nms, corner_points, iou_one_to_many, nms, pairwise_iou,
-                                   to_frame)
+from argus_core.post.boxes import Candidates, class_aware_nms, corner_points, iou_one_to_many, nms, to_frame
 from argus_core.post.heads import GFLHead, cell_centres, decode_gfl, distribution_distances
 
 BIG = 50.0  # a logit this much above the others makes its bin's softmax probability ~1
@@ -198,27 +196,3 @@ def test_to_frame(box, sx, sy, w, h, expected):
 
 def test_corner_points_clockwise_from_top_left():
     assert corner_points([10.4, 20.6, 30.5, 40.0]) == [[10, 21], [30, 21], [30, 40], [10, 40]]
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_pairwise_nms_keeps_the_same_boxes_as_the_per_box_loop(monkeypatch, seed):
-    """The IoU-matrix NMS (issue 14: one numpy call per frame instead of one per kept box) keeps exactly
-    what the per-box loop keeps, ties, degenerate boxes, classes and max_keep included."""
-    rng = np.random.default_rng(seed)
-    n = 300
-    xy = rng.uniform(0, 400, (n, 2))
-    wh = rng.uniform(0, 80, (n, 2))
-    wh[::37] = 0  # degenerate boxes: zero area
-    b = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
-    scores = np.round(rng.uniform(0.05, 1, n), 2).astype(np.float32)  # rounded: many equal scores
-    classes = rng.integers(0, 5, n)
-    rows = pairwise_iou(b, b)
-    for i in range(0, n, 29):
-        assert np.array_equal(rows[i], iou_one_to_many(b[i], b))
-    for cls, max_keep, thr in ((None, 0, 0.5), (classes, 0, 0.6), (classes, 20, 0.3), (None, 7, 0.0)):
-        fast = nms(b, scores, thr, cls, max_keep)
-        monkeypatch.setattr(boxes_mod, "PAIRWISE_MAX", 0)
-        slow = nms(b, scores, thr, cls, max_keep)
-        monkeypatch.setattr(boxes_mod, "PAIRWISE_MAX", 1000)
-        assert fast.tolist() == slow.tolist()
-        assert len(fast) > 5

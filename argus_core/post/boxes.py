@@ -43,23 +43,6 @@ def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-#: up to this many candidates NMS works from one IoU matrix (n² float64: 8 MB at 1,000)
-PAIRWISE_MAX = 1000
-
-
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[len(a), len(b)]`` IoU of x1,y1,x2,y2 boxes: row ``i`` equals ``iou_one_to_many(a[i], b)``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
-    areas = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area[:, None] + areas[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, classes: np.ndarray | None = None,
         max_keep: int = 0) -> np.ndarray:
     """Greedy NMS: indices of the kept boxes, best score first. A box is suppressed when its IoU with a
@@ -74,20 +57,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, classes: np
         b = b + (np.asarray(classes, dtype=np.float64) * (np.abs(b).max() + 1.0))[:, None]
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     keep: list[int] = []
-    if len(b) <= PAIRWISE_MAX:
-        # One IoU matrix instead of one numpy call per kept box (the per-call overhead was most of NMS's
-        # cost: ~60 calls per frame on real footage). Same float64 operations element by element as
-        # :func:`iou_one_to_many`, so the same boxes are kept.
-        over = pairwise_iou(b, b) > iou_threshold
-        suppressed = np.zeros(len(b), dtype=bool)
-        for i in order.tolist():
-            if suppressed[i]:
-                continue
-            keep.append(i)
-            if max_keep and len(keep) >= max_keep:
-                break
-            suppressed |= over[i]
-        return np.asarray(keep, dtype=np.int64)
     while order.size:
         i = int(order[0])
         keep.append(i)
