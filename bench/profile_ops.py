@@ -5,7 +5,9 @@ in-process on real frames (the decoder's own renditions), batches of 8 as the wo
 
 Per-op CPU ms per frame comes from ``time.process_time`` around each op's ``infer`` (the memo shared by
 image_label/terror and detection/terror means the first op that runs a model pays for it, as in the worker);
-per-model CPU ms from wrapping every loaded model's ``run``. ``--cprofile`` prints the top functions.
+per-model CPU ms from wrapping every loaded model's ``run``. ``--cprofile`` prints the top functions (its
+per-call overhead inflates numpy-heavy Python code such as NMS: read the op/model CPU ms of a run without it).
+Use more frames than the memos hold (64 per model) so that the measured passes are all misses, as in a job.
 """
 
 from __future__ import annotations
@@ -37,12 +39,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--cprofile", action="store_true")
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--per-clip", type=int, default=24)
-    ap.add_argument("--loop-nms", action="store_true", help="NMS one numpy call per kept box (before issue 14)")
     args = ap.parse_args(argv)
-    if args.loop_nms:
-        from argus_core.post import boxes
-
-        boxes.PAIRWISE_MAX = 0
     from tests.footage_frames import real_frames
 
     ops, problems = load_ops(OPS, None, {"precision": args.precision}, ["CPUExecutionProvider"], args.threads,
@@ -103,7 +100,7 @@ def main(argv: list[str]) -> int:
     if prof:
         prof.disable()
     print(f"{n} frames, threads {args.threads}, precision {args.precision}, ensemble {args.ensemble or 'default'}, "
-          f"batch {args.batch}, NMS {'loop' if args.loop_nms else 'matrix'}")
+          f"batch {args.batch}")
     print(f"total {1000 * total / n:.1f} CPU ms/frame, wall {1000 * wall / n:.1f} ms/frame")
     for k, v in sorted(op_ms.items(), key=lambda kv: -kv[1]):
         print(f"  op    {k:16s} {1000 * v / n:6.1f} CPU ms/frame")
