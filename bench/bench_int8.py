@@ -113,6 +113,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default="", help="also write the figures as JSON here")
     ap.add_argument("--attribution", action="store_true",
                     help="also int8 with 1 thread and fp32 with the tuned threads (which change pays)")
+    ap.add_argument("--two-threads", action="store_true",
+                    help="also precision auto with 2 intra-op threads (when the rule chose otherwise)")
     args = ap.parse_args(argv)
     bodies = [{"data": {"uri": str(footage(c))},
                "params": {"vframe": {"mode": 0, "interval": args.interval, "t": args.t}},
@@ -122,9 +124,13 @@ def main(argv: list[str]) -> int:
         "baseline (fp32, 1 thread)": dict(threads=1, options={"precision": "fp32"}),
         f"tuned (precision auto, {tuned.threads} threads)": dict(threads=None, options={"precision": "auto"}),
     }
+    if args.two_threads and tuned.threads != 2:
+        # what the rule turned down on this machine, measured in the same run (the load decides it)
+        configs["precision auto, 2 threads"] = dict(threads=2, options={"precision": "auto"})
     if args.attribution:
         configs["int8 only (precision auto, 1 thread)"] = dict(threads=1, options={"precision": "auto"})
         configs[f"threads only (fp32, {tuned.threads} threads)"] = dict(threads=None, options={"precision": "fp32"})
+    load0 = os.getloadavg()
     engines = {name: Engine(decoders=1, workers=1, ops=OPS, **kw) for name, kw in configs.items()}
     figures: dict[str, dict[str, list[float]]] = {n: {"fps": [], "cpu_ms": []} for n in engines}
     last: dict[str, list[dict]] = {}
@@ -146,8 +152,9 @@ def main(argv: list[str]) -> int:
     med = {n: {k: statistics.median(v) for k, v in f.items()} for n, f in figures.items()}
     report = {
         "command": "python bench/bench_int8.py " + " ".join(argv),
+        "pulp": "params.other.ensemble default (cascade) in every configuration",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": machine_cores(),
-                    "load_avg": os.getloadavg()},
+                    "load_avg_start": load0, "load_avg_end": os.getloadavg()},
         "tuning": tuned.describe(),
         "median": med,
         "fps_ratio": round(med[new]["fps"] / med[base]["fps"], 2),

@@ -122,7 +122,11 @@ def test_phone_clip_gives_the_upright_clips_boxes(clips):
                     for d in cut["result"]["detections"] if d["class"] == "person")
         return out
 
-    with Engine(decoders=1, workers=1, ops=["detection"]) as engine:
+    # fp32: this is about orientation, and the bound below (one box more or less per cut) was measured on
+    # the fp model. The int8 NanoDet (issue 14, default under precision auto) moves near-threshold scores a
+    # little more on the re-encoded copy: measured two boxes more in one cut of 'phone' (6 s), which the
+    # int8 agreement figures of bench/RESULTS.md account for.
+    with Engine(decoders=1, workers=1, ops=["detection"], options={"precision": "fp32"}) as engine:
         want = boxes(clips["upright"])
         got = {name: boxes(clips[name]) for name in ("phone", "phone270")}
     total = sum(len(v) for v in want.values())

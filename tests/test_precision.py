@@ -150,8 +150,6 @@ def _shipped() -> list[str]:
     return sorted(p.parent.name[: -len(precision.INT8_SUFFIX)] for p in MODELS_DIR.glob("*_int8/manifest.json"))
 
 
-@pytest.mark.xfail(reason="nanodet_int8 was calibrated on stretched inputs; since issue 9 NanoDet reads letterboxed "
-                          "frames, its manifest says chosen=false until models/quantize.py is re-run", strict=False)
 @pytest.mark.parametrize("name", _shipped() or ["nanodet"])
 def test_shipped_int8_agrees_on_real_footage(name):
     """The int8 file loads, passes its own check, records its choice, and on real frames (a fresh sample,
@@ -184,7 +182,6 @@ def test_shipped_int8_agrees_on_real_footage(name):
     assert precision.detection_recall(confident, [[(d.index, d.box) for d in g] for g in got]) >= 0.95
 
 
-@pytest.mark.xfail(reason="no int8 model is chosen at the moment (see nanodet_int8's manifest)", strict=False)
 def test_argus_models_shows_precision_and_threads(monkeypatch):
     """What `argus models` prints per model (precision, provider) and for the machine (threads, batch)."""
     from argus_core.catalog import catalog, runtime_plan
@@ -225,3 +222,34 @@ def test_quantize_keeps_zero_channel_and_depthwise_convs_fp32():
     assert q.fp32_nodes(model) == ["zero", "dw"]
     assert q.fp32_nodes(model, depthwise=False) == ["zero"]
     assert q.edge_nodes(model) == ["dw", "plain"]
+
+
+def _quantize_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("argus_quantize", MODELS_DIR / "quantize.py")
+    q = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(q)
+    return q
+
+
+def test_calibration_images_are_padded_as_the_op_pads_them():
+    """NanoDet's calibration/evaluation inputs are letterboxed with the op's pad value (114), the same
+    array the op feeds the model: calibrating on 0-padded bands gave int8 ranges for inputs it never sees."""
+    from argus_core.media.renditions import Frame, FrameSpec
+    from argus_core.runtime.manifest import load_manifest
+
+    q = _quantize_module()
+    i = load_manifest(MODELS_DIR / "nanodet").input
+    spec = FrameSpec(i.width, i.height, i.resize, i.max_side)
+    view = np.random.default_rng(1).integers(0, 255, (234, 416, 3), dtype=np.uint8)  # a 16:9 frame
+    frame = type("F", (), {"frame": Frame(offset=0, src_w=1280, src_h=720, views={spec: view})})()
+    images = q.model_images(MODELS_DIR / "nanodet", [frame])
+    assert images.shape == (1, 416, 416, 3)
+    assert (images[0, 234:] == 114).all() and np.array_equal(images[0, :234], view)
+
+    # the op's own letterboxing (argus_core.ops.detection.NanoDet.candidates)
+    from argus_core.media.renditions import letterbox
+
+    pad = int(load_manifest(MODELS_DIR / "nanodet").params.get("pad_value", 114))
+    assert np.array_equal(images[0], letterbox(view, i.width, i.height, pad)[0])
