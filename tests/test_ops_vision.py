@@ -233,6 +233,38 @@ def test_batch_equals_single_frames(ops, frame_of):
         assert [o.result for o in batch] == [o.result for o in singles]
 
 
+def test_detection_model_choice(ops, frame_of, tmp_path):
+    # params.other.model picks NanoDet (the default) or CenterNet per request; the decoder renders only the
+    # chosen model's input, and a batch mixing both gives what each frame gets alone
+    from argus_core.errors import InvalidRequest
+    from argus_core.ops.image_label import spec_of
+
+    op = ops["detection"]
+    nano, cn = (spec_of(op.manifests[m]) for m in ("nanodet", "centernet"))
+    assert nano != cn and set(op.specs()) == {nano, cn}
+    assert op.specs_for(OpParams(other={"model": "centernet"})) == (cn,)
+    assert op.specs_for(OpParams()) == op.specs_for(OpParams(other={"model": "nanodet"})) == (nano,)
+    frames = [frame_of(photo(n), (640, 360), offset=i) for i, n in enumerate(("camera", "coffee", "astronaut"))]
+    models = ["centernet", "nanodet", "centernet"]
+    mixed = op.infer(frames, [OpParams(other={"model": m}) for m in models])
+    alone = [op.infer([f], [OpParams(other={"model": m})])[0] for f, m in zip(frames, models)]
+    assert [o.result for o in mixed] == [o.result for o in alone]
+    assert mixed[1].result == run(op, [frames[1]])[0].result  # nanodet is the default
+    assert alone[0].result != run(op, [frames[0]])[0].result  # the two models do differ
+    assert "person" in {d["class"] for d in mixed[0].result["detections"]}
+    with pytest.raises(InvalidRequest, match="params.other.model"):
+        op.check_params(OpParams(other={"model": "yolo"}))
+    # the operator's default
+    assert create_op("detection", options={"detection_model": "centernet"}).specs_for(OpParams()) == (cn,)
+    # without models/centernet the op is NanoDet alone and refuses model "centernet" at submit
+    (tmp_path / "nanodet").symlink_to(op.models_dir / "nanodet")
+    bare = create_op("detection", models_dir=tmp_path)
+    assert bare.specs() == (nano,)
+    bare.check_params(OpParams(other={"model": "nanodet"}))
+    with pytest.raises(InvalidRequest, match="centernet"):
+        bare.check_params(OpParams(other={"model": "centernet"}))
+
+
 # -- terror ------------------------------------------------------------------------------------------------
 
 
