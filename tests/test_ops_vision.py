@@ -178,28 +178,39 @@ def box_of(d):
     return np.array([x1, y1, x2, y2], float)
 
 
+# Where each detector misses the photo's object (score below 0.35 or IoU below 0.5), measured (models/EVAL.md,
+# "CenterNet or NanoDet"): letterboxed NanoDet-m scores the close-up cup 0.29-0.34 or boxes the saucer too;
+# letterboxed CenterNet finds the native and 16:9 cup (0.57, 0.54) but scores the portrait frames low (a 300x500
+# frame fills only 307 of its 512 columns). Strict: a case that starts passing must be moved out of here.
+MISSES = {
+    "nanodet": {("coffee", None), ("coffee", (300, 500))},
+    "centernet": {("astronaut", (300, 500)), ("coffee", (300, 500)), ("motorcycle", (300, 500))},
+}
+
+
+@pytest.mark.parametrize("model", ["nanodet", "centernet"])
 @pytest.mark.parametrize("name", sorted(WHERE))
 @pytest.mark.parametrize("size", [None, (640, 360), (300, 500)], ids=["native", "640x360", "300x500"])
-def test_detection_finds_objects_where_they_are(ops, frame_of, name, size):
-    if (name, size) in (("coffee", None), ("coffee", (300, 500)), ("coffee", (640, 360)), ("astronaut", (300, 500)),
-                        ("motorcycle", (300, 500))):
-        pytest.xfail("issue 9 trade-off: letterboxed NanoDet-m scores the close-up cup below 0.3 at these sizes "
-                     "(stretched it passed); letterboxing finds 5 of 6 car shots in real footage instead of 1")
+def test_detection_finds_objects_where_they_are(ops, frame_of, name, size, model, request):
+    if (name, size) in MISSES[model]:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"issue 9: {model} misses it (MISSES)"))
     img = photo(name)
     cls, ref = WHERE[name]
     frame = frame_of(img, size)
     sx, sy = frame.src_w / img.shape[1], frame.src_h / img.shape[0]
     expected = np.array(ref, float) * [sx, sy, sx, sy]  # where the object is in this frame
-    out = run(ops["detection"], [frame])[0]
+    out = run(ops["detection"], [frame], model=model)[0]
     dets = out.result["detections"]
     d = best_of(dets, cls)
     assert d["score"] >= 0.35
     assert iou_one_to_many(expected, box_of(d)[None])[0] >= 0.5, (d, expected)
-    assert d["index"] == ops["detection"].manifests["nanodet"].labels.index(cls)
+    assert d["index"] == ops["detection"].manifests[model].labels.index(cls)
     (x1, y1), (x2, y1b), (x2b, y2), (x1b, y2b) = d["pts"]
     assert (x1, x2, y1, y2) == (x1b, x2b, y1b, y2b) and 0 <= x1 < x2 <= frame.src_w and 0 <= y1 < y2 <= frame.src_h
+    # labels: the classes whose best box reaches the op's label floor (issue 9: stable segments)
     labels = {l.label: l.score for l in out.labels}
-    assert labels[cls] == max(x["score"] for x in dets if x["class"] == cls)
+    best = max(x["score"] for x in dets if x["class"] == cls)
+    assert labels.get(cls) == (best if best >= LABEL_FLOOR["detection"] else None)
     assert [x["score"] for x in dets] == sorted((x["score"] for x in dets), reverse=True)
 
 
