@@ -1,12 +1,18 @@
-"""``detection``: COCO-80 objects with NanoDet (CONTRACT §3).
+"""``detection``: COCO-80 objects with NanoDet, or CenterNet on request (CONTRACT §3).
 
 Result per cut: ``{"detections": [{"index", "class", "score", "pts"}]}`` with ``index`` the COCO-80 class
 index (0 = person), ``pts`` the box's four corners ``[[x1,y1],[x2,y1],[x2,y2],[x1,y2]]`` in source-frame
 pixels, best score first; labels = every detected class with its best score. ``params.other.threshold``
-(default 0.35) sets the minimum score.
+sets one minimum score for every class (default: the per-class thresholds of the chosen model).
 
-The frame is stretched to 416×416 (the model's manifest), so boxes map back by ``x·W/416``, ``y·H/416``;
-the decoding (GFL distributions, class-aware NMS) is :mod:`argus_core.post`.
+``params.other.model`` (or the operator option ``detection_model``) picks the model: ``"nanodet"`` (NanoDet-m
+416, the default) or ``"centernet"`` (CenterNet MobileNetV3 512, ``models/centernet``, optional). Measured on
+real footage and stock photos in models/EVAL.md, "CenterNet or NanoDet": NanoDet is at least as good on the
+footage and cheaper; CenterNet finds the close-up cup NanoDet misses.
+
+Both read the frame letterboxed (aspect kept, top-left, padded) at their input size, so boxes map back by
+``x·W/w``, ``y·H/h`` with ``w×h`` the picture inside the input; the decoding (GFL distributions or CenterNet
+peaks, class-aware NMS) is :mod:`argus_core.post`.
 """
 
 from __future__ import annotations
