@@ -37,7 +37,8 @@ def keep_above(answers: dict[str, dict], person: float, car: float) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     model = (argv or sys.argv[1:] or ["nanodet"])[0]
-    answers, took = run(CLIPS, ("detection",), extra={"detection": {"other": {"threshold": 0.1, "model": model}}})
+    answers, took = run(CLIPS, ("detection",), extra={"detection": {"other": {"threshold": 0.1, "model": model}}},
+                        options={"detection_centernet": True})
     labels = load_labels()
     print(f"{model}; seconds per clip: " + ", ".join(f"{k} {v:.1f}" for k, v in took.items()))
     for p in PERSON:

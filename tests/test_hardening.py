@@ -135,6 +135,8 @@ def test_good_op_params_pass(op, other, tmp_path):
 
         GalleryStore(tmp_path).create_group(other["group"])
         options = {"galleries_dir": str(tmp_path)}
+    if op == "detection":  # CenterNet is there only when the operator turns it on
+        options = {"detection_centernet": True}
     create_op(op, None, options).check_params(OpParams(other=other))
 
 

@@ -54,7 +54,8 @@ def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ops():
-    out = {name: create_op(name) for name in VISION_OPS}
+    # detection_centernet: CenterNet beside NanoDet, so the detection tests can ask for either
+    out = {name: create_op(name, options={"detection_centernet": True}) for name in VISION_OPS}
     for op in out.values():
         op.load()
     return out
@@ -265,15 +266,16 @@ def test_detection_model_choice(ops, frame_of, tmp_path):
     assert "person" in {d["class"] for d in mixed[0].result["detections"]}
     with pytest.raises(InvalidRequest, match="params.other.model"):
         op.check_params(OpParams(other={"model": "yolo"}))
-    # the operator's default
+    # the operator's default (which turns CenterNet on)
     assert create_op("detection", options={"detection_model": "centernet"}).specs_for(OpParams()) == (cn,)
-    # without models/centernet the op is NanoDet alone and refuses model "centernet" at submit
+    # CenterNet not turned on, or its folder missing: NanoDet alone, model "centernet" refused at submit
     (tmp_path / "nanodet").symlink_to(op.models_dir / "nanodet")
-    bare = create_op("detection", models_dir=tmp_path)
-    assert bare.specs() == (nano,)
-    bare.check_params(OpParams(other={"model": "nanodet"}))
-    with pytest.raises(InvalidRequest, match="centernet"):
-        bare.check_params(OpParams(other={"model": "centernet"}))
+    for bare in (create_op("detection"), create_op("detection", models_dir=tmp_path,
+                                                   options={"detection_centernet": True})):
+        assert bare.specs() == (nano,) and "centernet" not in bare.manifests
+        bare.check_params(OpParams(other={"model": "nanodet"}))
+        with pytest.raises(InvalidRequest, match="centernet"):
+            bare.check_params(OpParams(other={"model": "centernet"}))
 
 
 # -- terror ------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ..request import OpParams
 from ..result import Label
 from .base import CutOutput, Model, load_model
 from .image_label import VisionOp, memo_for, round6, shared_model, spec_of
-from .params import SCORE, Choice, other_float
+from .params import SCORE, Choice, other_float, truthy
 
 log = logging.getLogger("argus.ops")
 
@@ -170,9 +170,12 @@ def labels_of(dets: Sequence[Detection]) -> list[Label]:
 
 
 class DetectionOp(VisionOp):
-    """Operator option ``detection_model`` (``"nanodet"``, the default, or ``"centernet"``) picks the model a
-    request gets unless its ``params.other.model`` names one. CenterNet (``models/centernet``) is optional:
-    without it the op runs NanoDet alone and refuses ``model: "centernet"`` (400 invalid parameters)."""
+    """Operator options: ``detection_centernet=true`` loads CenterNet (``models/centernet``) beside NanoDet, so
+    requests may ask for it with ``params.other.model: "centernet"``; ``detection_model`` (``"nanodet"``, the
+    default, or ``"centernet"``, which implies the former) picks the model of requests that name none.
+    CenterNet stays unloaded otherwise (it adds ~300 MB per worker at batch 4, measured in models/EVAL.md) and
+    a request asking for it is refused at submit (400 invalid parameters), as it is when the folder is
+    missing."""
 
     name = "detection"
     other_params = {"threshold": SCORE, "model": Choice(tuple(DETECTORS))}
@@ -188,6 +191,8 @@ class DetectionOp(VisionOp):
             raise ModelError(f"detection_model {self.default_model!r} is not one of {', '.join(DETECTORS)}")
         self._centernet_error = ""
         try:
+            if self.default_model != CENTERNET and not truthy(self.options.get("detection_centernet", False)):
+                raise ModelError("not turned on by the operator (option detection_centernet=true)")
             man = load_manifest(self.models_dir / CENTERNET)
             model_path(self.models_dir / CENTERNET, man)
             self.manifests[CENTERNET] = man  # listed by `argus models`
