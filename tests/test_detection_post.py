@@ -169,6 +169,25 @@ def test_centernet_top_k_threshold_and_order():
         decode_centernet(heat, wh[:, :3], 4, 0.3)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_centernet_equals_full_peak_picking(seed):
+    # the decode tests the 3x3 maximum only where a value passes the floor; on random heatmaps (many
+    # neighbouring values above it, ties included) that must equal peaks of the whole map, top-k, threshold
+    rng = np.random.default_rng(seed)
+    heat = rng.choice([0.1, 0.35, 0.5, 0.8], size=(6, 7, 3)).astype(np.float32) * rng.uniform(0.9, 1, (6, 7, 3))
+    heat[0, 0, :] = heat[0, 1, :] = 0.9  # a tie across a border
+    wh = rng.uniform(0, 9, (6, 7, 4)).astype(np.float32)
+    flat = heatmap_peaks(heat, 3).ravel()
+    order = np.argsort(-flat, kind="stable")[:20]
+    order = order[flat[order] >= 0.3]
+    out = decode_centernet(heat, wh, 4, min_score=0.3, top_k=20)
+    cell, cls = np.divmod(order, 3)
+    assert out.classes.tolist() == cls.tolist()
+    np.testing.assert_allclose(out.scores, flat[order])
+    y, x = np.divmod(cell, 7)
+    np.testing.assert_allclose(out.boxes[:, 0], 4 * x - wh.reshape(-1, 4)[cell, 0], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "resize, src, peak_xy, sides, expected",
     [

@@ -125,14 +125,25 @@ def decode_centernet(heat: np.ndarray, sides: np.ndarray, stride: int, min_score
     if heat.ndim != 3 or sides.shape != heat.shape[:2] + (4,):
         raise ValueError(f"heatmap {heat.shape} and sides {sides.shape} do not match ([H,W,C] and [H,W,4])")
     rows, cols, n_cls = heat.shape
-    flat = heatmap_peaks(heat, kernel).ravel()
-    k = min(top_k, flat.size)
-    top = np.argpartition(-flat, k - 1)[:k] if k < flat.size else np.arange(flat.size)
-    top = top[flat[top] >= min_score]
+    # only values above the floor can be kept, so the 3x3 test runs on those alone (a few hundred of the
+    # 1.3 M heatmap values: 15 ms → well under 1 ms per frame); the top-k of the peaks above the floor is the
+    # part above the floor of the top-k of all peaks, so this equals heatmap_peaks + top-k + threshold
+    flat = heat.ravel()
+    idx = np.flatnonzero(flat >= min_score)
+    if idx.size:
+        cell_i, cls_i = np.divmod(idx, n_cls)
+        y_i, x_i = np.divmod(cell_i, cols)
+        r = kernel // 2
+        best = flat[idx].copy()
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                # clamping at the edge repeats an in-bounds neighbour: the same as 'SAME' padding for a max
+                yy, xx = np.clip(y_i + dy, 0, rows - 1), np.clip(x_i + dx, 0, cols - 1)
+                np.maximum(best, heat[yy, xx, cls_i], out=best)
+        idx = idx[flat[idx] == best]
+    top = idx[np.argsort(-flat[idx], kind="stable")][:top_k]  # ties: the lower index first, as TF's TopKV2
     if top.size == 0:
         return Candidates.empty()
-    top = np.sort(top)  # ties: the lower index first, as TF's TopKV2
-    top = top[np.argsort(-flat[top], kind="stable")]
     cell, cls = np.divmod(top, n_cls)
     y, x = np.divmod(cell, cols)
     d = sides.reshape(-1, 4)[cell]
