@@ -122,10 +122,9 @@ def test_phone_clip_gives_the_upright_clips_boxes(clips):
                     for d in cut["result"]["detections"] if d["class"] == "person")
         return out
 
-    # fp32: this is about orientation, and the bound below (one box more or less per cut) was measured on
-    # the fp model. The int8 NanoDet (issue 14, default under precision auto) moves near-threshold scores a
-    # little more on the re-encoded copy: measured two boxes more in one cut of 'phone' (6 s), which the
-    # int8 agreement figures of bench/RESULTS.md account for.
+    # fp32 (also the default): this is about orientation, and the bound below (one box more or less per cut)
+    # was measured on the fp model. The int8 NanoDet (issue 14, `precision: int8` only) moves near-threshold
+    # scores more on the re-encoded copy: two boxes more in one cut of 'phone' (6 s) — one reason it is not chosen.
     with Engine(decoders=1, workers=1, ops=["detection"], options={"precision": "fp32"}) as engine:
         want = boxes(clips["upright"])
         got = {name: boxes(clips[name]) for name in ("phone", "phone270")}

@@ -63,8 +63,10 @@ def test_detection_measures(ref, got, recall, f1):
     ("classifier", {"top1_agreement": 0.995}, 1.5, True),
     ("classifier", {"top1_agreement": 0.98}, 1.5, False),
     ("classifier", {"top1_agreement": 1.0}, 1.05, False),  # not worth it
-    ("detector", {"confident_recall": 0.99}, 1.4, True),
-    ("detector", {"confident_recall": 0.985}, 1.4, False),
+    ("detector", {"confident_recall": 0.99, "f1_at_threshold": 0.96}, 1.4, True),
+    ("detector", {"confident_recall": 0.985, "f1_at_threshold": 0.99}, 1.4, False),
+    ("detector", {"confident_recall": 1.0, "f1_at_threshold": 0.9403}, 1.54, False),  # nanodet_int8 as measured
+    ("detector", {"confident_recall": 1.0}, 1.4, False),    # no F1 recorded: keep fp
     ("embedder", {}, 3.0, False),                            # no measure: keep fp
 ])
 def test_choose(kind, agreement, speedup, chosen):
@@ -165,8 +167,10 @@ def test_shipped_int8_agrees_on_real_footage(name):
         pytest.skip(f"{folder} not built")
     q, fp = Model(folder), Model(MODELS_DIR / name)
     quant = q.manifest.quantized
-    assert quant["reference"] == name and quant["chosen"] is True
-    assert not precision.int8_status(MODELS_DIR, name)
+    assert quant["reference"] == name
+    # the recorded choice is the rule's verdict on the recorded measurements
+    assert quant["chosen"] is precision.choose(q.manifest.kind, quant["agreement"], quant["speedup"])
+    assert (not precision.int8_status(MODELS_DIR, name)) is quant["chosen"]
     i = fp.manifest.input
     try:
         frames = [f.frame for f in real_frames([FrameSpec(i.width, i.height, i.resize, i.max_side)],
@@ -192,7 +196,11 @@ def test_argus_models_shows_precision_and_threads(monkeypatch):
     rows = {r["op"]: r for r in catalog(verify=False)}
     nanodet = next(m for m in rows["detection"]["models"] if m["name"] == "nanodet")
     assert nanodet["provider"] == "CPUExecutionProvider"
-    assert nanodet["precision"] == ("int8" if (MODELS_DIR / "nanodet_int8").is_dir() else "fp32")
+    chosen = (MODELS_DIR / "nanodet_int8").is_dir() and not precision.int8_status(MODELS_DIR, "nanodet")
+    assert nanodet["precision"] == ("int8" if chosen else "fp32")
+    forced = {r["op"]: r for r in catalog(verify=False, options={"precision": "int8"})}
+    if (MODELS_DIR / "nanodet_int8").is_dir():  # an operator may still run it
+        assert next(m for m in forced["detection"]["models"] if m["name"] == "nanodet")["precision"] == "int8"
     fp = {r["op"]: r for r in catalog(verify=False, options={"precision": "fp32"})}
     assert all(m["precision"] == "fp32" for m in fp["detection"]["models"])
 

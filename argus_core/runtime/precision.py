@@ -30,6 +30,10 @@ INT8_SUFFIX = "_int8"
 #: agreement bars (issue 14): classifiers' top-1 agreement, detection recall within 1 point
 MIN_TOP1_AGREEMENT = 0.99
 MIN_DETECTION_RECALL = 0.99
+#: and a detector's boxes at the op's thresholds must agree too: nanodet_int8 kept 100 % of the confident boxes
+#: at F1 0.94, and those near-threshold flips added false persons on static vtest objects (0 → 0.34 per frame),
+#: lost a stock photo's cup and broke the orientation test's one-box bound — answers, not just speed, changed
+MIN_DETECTION_F1 = 0.95
 #: int8 must pay for itself: at least this speed-up in CPU time at batch 8
 MIN_SPEEDUP = 1.15
 #: int8 outputs move by a quantization step between CPU kernel families (AVX2 / AVX-512 VNNI / ARM):
@@ -159,5 +163,6 @@ def choose(kind: str, agreement: Mapping[str, float], speedup: float) -> bool:
     if kind == "classifier":
         return agreement.get("top1_agreement", 0.0) >= MIN_TOP1_AGREEMENT
     if kind == "detector":
-        return agreement.get("confident_recall", 0.0) >= MIN_DETECTION_RECALL
+        return (agreement.get("confident_recall", 0.0) >= MIN_DETECTION_RECALL
+                and agreement.get("f1_at_threshold", 0.0) >= MIN_DETECTION_F1)
     return False  # no agreement measure for this kind: keep the fp model
