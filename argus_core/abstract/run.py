@@ -209,11 +209,12 @@ class FeatureModels:
     def text_likely(self, view: np.ndarray) -> bool:
         """Whether OCR's own DB detector, run at :data:`OCR_GATE_SPEC` (480 px, ~1/4 of the 960-px cost),
         sees text-like pixels: at least :data:`GATE_MIN_PIXELS` of its probability map above the DB
-        binarisation threshold (0.3). On 72 real frames of the 6 footage clips at 720p (36 with a drawn line
-        of 16–34 px: outlined, plain yellow, on a box; ``bench/eval_ocr_gate.py``) it passed all 18 lines of
-        26–34 px and 15 of the 18 of 16–20 px (missed: plain yellow 16/20 px on busy backgrounds — small
-        for a 720p caption), and 8 of the 36 textless frames (those pay the full OCR for nothing). True
-        whenever the detector cannot be reached (OCR then runs as before)."""
+        binarisation threshold (0.3). On 72 real frames of the 6 footage clips at 720p
+        (``bench/eval_ocr_gate.py``: 36 with a line drawn in Pillow's default font, outlined, plain yellow
+        or on a box) it passed 15 of the 18 Latin lines of 16–20 px (missed: two of 16 px, one of 20 px,
+        plain yellow on busy backgrounds — small for a 720p caption) and all 18 of 26–34 px (there the font
+        draws the CJK strings as digits and boxes), and 8 of the 36 textless frames (those pay the full OCR
+        for nothing). True whenever the detector cannot be reached (OCR then runs as before)."""
         op = self.ops.get("ocr")
         det = getattr(getattr(op, "_engine", None), "text_det", None)
         if det is None:
