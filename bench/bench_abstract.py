@@ -28,16 +28,16 @@ m = run.shared_models()
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 marks = {}
 def progress(p):
-    q = p.percent // 25 * 25
-    if q and q not in marks:
-        marks[q] = round(rss_mb())
+    for q in (25, 50, 75, 90):
+        if p.percent >= q and q not in marks:
+            marks[q] = round(rss_mb())
 t0 = time.perf_counter()
 a = run.analyse(sys.argv[1], run.Options(layers=(0, 1, 2, 3)), models=m, progress=progress)
 body = run.build_response(a, "bench", run.Options(layers=(0, 1, 2, 3)))
 t = time.perf_counter() - t0
 print(json.dumps({"wall": t, "duration": a.duration_ms / 1000, "shots": len(a.shots),
                   "items": len(body["clipResults"]), "rss_models_mb": rss0 / 1024, "rss_at": marks,
-                  "ocr_gate": [m.gate_runs, m.gate_fired],
+                  "ocr_gate": [m.gate_runs, m.gate_fired], "heap_trims": run._release_heap.trims,
                   "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -65,15 +65,15 @@ def main() -> None:
         base = am.build_mixed(size).path
         files = [base, looped(base, a.loops)]
     print("| file | length s | shots | OCR gate fired | wall s | wall / length | RSS after models MB "
-          "| RSS at 25/50/75/95 % MB | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| RSS at 25/50/75/90 % MB | peak RSS MB | heap trims |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for f in files:
         out = subprocess.run([sys.executable, "-c", CHILD, str(f)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        at = "/".join(str(r["rss_at"].get(str(q), "-")) for q in (25, 50, 75, 95))
+        at = "/".join(str(r["rss_at"].get(str(q), "-")) for q in (25, 50, 75, 90))
         g = r["ocr_gate"]
         print(f"| {f.name} | {r['duration']:.1f} | {r['shots']} | {g[1]}/{g[0]} | {r['wall']:.2f} "
-              f"| {r['wall'] / r['duration']:.3f} | {r['rss_models_mb']:.0f} | {at} | {r['rss_peak_mb']:.0f} |",
+              f"| {r['wall'] / r['duration']:.3f} | {r['rss_models_mb']:.0f} | {at} | {r['rss_peak_mb']:.0f} | {r['heap_trims']} |",
               flush=True)
 
 
