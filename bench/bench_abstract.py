@@ -18,19 +18,28 @@ from pathlib import Path
 from tests import abstract_media as am
 
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from argus_core.abstract import run
+page = os.sysconf("SC_PAGE_SIZE")
+def rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * page / 2**20
 m = run.shared_models()
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+marks = {}
+def progress(p):
+    for q in (25, 50, 75, 90):
+        if p.percent >= q and q not in marks:
+            marks[q] = round(rss_mb())
 t0 = time.perf_counter()
-a = run.analyse(sys.argv[1], run.Options(layers=(0, 1, 2, 3)), models=m)
+a = run.analyse(sys.argv[1], run.Options(layers=(0, 1, 2, 3)), models=m, progress=progress)
 body = run.build_response(a, "bench", run.Options(layers=(0, 1, 2, 3)))
 t = time.perf_counter() - t0
 print(json.dumps({"wall": t, "duration": a.duration_ms / 1000, "shots": len(a.shots),
-                  "items": len(body["clipResults"]), "rss_models_mb": rss0 / 1024,
+                  "items": len(body["clipResults"]), "rss_models_mb": rss0 / 1024, "rss_at": marks,
+                  "ocr_gate": [m.gate_runs, m.gate_fired], "heap_trims": run._release_heap.trims,
                   "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-
 
 def looped(src: Path, n: int) -> Path:
     out = src.with_name(f"{src.stem}-x{n}.mp4")
@@ -46,16 +55,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--loops", type=int, default=4)
+    ap.add_argument("files", nargs="*", help="measure these files instead of the constructed set (e.g. the "
+                    "5/15/30/60-min concatenations of RESULTS.md)")
     a = ap.parse_args()
     size = tuple(int(v) for v in a.size.split("x"))
-    base = am.build_mixed(size).path
-    print(f"| file ({a.size}) | length s | shots | wall s | wall / length | RSS after models MB | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    for f in (base, looped(base, a.loops)):
+    if a.files:
+        files = [Path(f) for f in a.files]
+    else:
+        base = am.build_mixed(size).path
+        files = [base, looped(base, a.loops)]
+    print("| file | length s | shots | OCR gate fired | wall s | wall / length | RSS after models MB "
+          "| RSS at 25/50/75/90 % MB | peak RSS MB | heap trims |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for f in files:
         out = subprocess.run([sys.executable, "-c", CHILD, str(f)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {f.name} | {r['duration']:.1f} | {r['shots']} | {r['wall']:.2f} | {r['wall'] / r['duration']:.3f} "
-              f"| {r['rss_models_mb']:.0f} | {r['rss_peak_mb']:.0f} |")
+        at = "/".join(str(r["rss_at"].get(str(q), "-")) for q in (25, 50, 75, 90))
+        g = r["ocr_gate"]
+        print(f"| {f.name} | {r['duration']:.1f} | {r['shots']} | {g[1]}/{g[0]} | {r['wall']:.2f} "
+              f"| {r['wall'] / r['duration']:.3f} | {r['rss_models_mb']:.0f} | {at} | {r['rss_peak_mb']:.0f} | {r['heap_trims']} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from argus_core.abstract import run
 from argus_core.abstract.evidence import dedup_lines, spread, thin_keep
 from argus_core.abstract.text import grounded, write_text
 from argus_core.errors import Cancelled
+from argus_core.ops.image_label import classify
 from tests import abstract_media as am
+from tests.footage_frames import real_frames
 from tests.data import DataUnavailable, footage_or_skip
 
 SHORT = [am.Piece("bigbuckbunny", 0.0, 3.0), am.Piece("carphone_pristine", 0.0, 3.0, "cut"),
@@ -161,3 +163,95 @@ def test_cli_shots_only(short, tmp_path, capsys):
     assert main(["abstract", str(audio), "--progress", "off"]) == 2
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "InvalidMedia"
     assert main(["abstract", str(short.path), "--layers", "5", "--progress", "off"]) == 2
+
+
+# -- what one shot costs (issue 11's ≤ 0.1× budget): which frames each model sees ----------------------------
+def test_detectors_see_the_keyframe_and_tags_up_to_three_frames(short, models):
+    """The classifier runs on up to 3 frames of a shot, the detectors (COCO, faces, OCR) on its keyframe only
+    — the middle one of those, the offset build_response reports as ``keyframeInMS``."""
+    opts = run.Options(layers=(3,))
+    a = run.analyse(str(short.path), opts, models=models)
+    body = run.build_response(a, "t", opts)
+    shots = [i for i in body["clipResults"] if "type" not in i]
+    assert len(a.spans) == len(shots) == 3
+    for sp, item in zip(a.spans, shots):
+        assert 2 <= len(sp.seen) <= 3 and all(s.tags for s in sp.seen), sp.seen
+        key = sp.seen[len(sp.seen) // 2]
+        others = [s for s in sp.seen if s is not key]
+        assert all(not (s.objects or s.faces or s.persons or s.ocr or s.names) for s in others), others
+        assert item["keyframeInMS"] == key.offset_ms
+    # carphone (a face filling the frame): found on the keyframe
+    assert a.spans[1].seen[len(a.spans[1].seen) // 2].faces >= 1
+
+
+def test_shot_embedding_is_the_penultimate_layer(short, models):
+    """Per shot the mean 1280-D MobileNetV2 embedding (the pooled vector before the classifier): the
+    classifier's own weights applied to it give back the logits of the tags' probabilities."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    a = run.analyse(str(short.path), run.Options(layers=(3,)), models=models)
+    embs = run.shot_embeddings(a)
+    assert len(embs) == len(a.shots) and all(e is not None and len(e) == 1280 for e in embs)
+    e = np.asarray(embs, np.float32)
+    assert np.isfinite(e).all() and (e >= 0).all()   # after ReLU6 and the mean pool
+    cos = (e @ e.T) / np.outer(np.linalg.norm(e, axis=1), np.linalg.norm(e, axis=1))
+    assert cos[0, 1] < 0.95 and cos[1, 2] < 0.95, cos          # three different pieces of footage
+    emb = models.embedder
+    frames = [r.frame for r in real_frames([emb.spec], ("carphone_pristine", "tree"), interval=2.0)][:4]
+    probs, feats = emb.run(frames)
+    graph = onnx.load(str(emb.model.folder / emb.model.manifest.file))
+    init = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    (gemm,) = [n for n in graph.graph.node if n.op_type == "Gemm"]
+    casts = {n.output[0]: n.input[0] for n in graph.graph.node if n.op_type == "Cast"}  # fp16 storage + Cast
+    w, b = (init[casts.get(x, x)].astype(np.float32) for x in gemm.input[1:3])
+    logits = feats @ w.T + b
+    back = np.exp(logits - logits.max(axis=1, keepdims=True))
+    assert np.allclose(back / back.sum(axis=1, keepdims=True), probs, atol=1e-4)
+    # and the tags are image_label's: the same probabilities as the op's classify
+    assert np.allclose(probs, classify(emb.model, frames), atol=1e-5)
+
+
+def test_models_beside_the_decoder_see_the_same(short, models):
+    """The models' thread (overlap, the default) gives the very evidence of running them in the decode loop."""
+    a = run.analyse(str(short.path), run.Options(layers=(3,)), models=models)
+    b = run.analyse(str(short.path), run.Options(layers=(3,), overlap=False), models=models)
+    assert [(s.start_ms, s.end_ms, s.seen) for s in a.spans] == [(s.start_ms, s.end_ms, s.seen) for s in b.spans]
+    assert run.build_response(a, "t", run.Options(layers=(0, 1, 2, 3))) == \
+        run.build_response(b, "t", run.Options(layers=(0, 1, 2, 3)))
+
+
+def _caption(rgb, text: str, px: int):
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(rgb)
+    d = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=px)
+    w = d.textlength(text, font=font)
+    d.text(((im.width - w) / 2, im.height - 2 * px), text, font=font, fill="white", stroke_width=2,
+           stroke_fill="black")
+    return np.asarray(im)
+
+
+def test_ocr_gate_passes_a_caption_and_skips_a_textless_frame(models):
+    """The 480-px DB gate in front of the 960-px OCR: a 30-px caption drawn on real 720p footage passes it
+    (and the full OCR then reads it); the same textless frames of carphone do not (no OCR paid there)."""
+    import cv2
+
+    if "ocr" not in models.ops:
+        pytest.skip(f"ocr unavailable: {models.unavailable}")
+    frames = [r.frame for r in real_frames([run.OCR_GATE_SPEC], ("carphone_pristine",), interval=2.0)]
+    plain = [cv2.resize(f.views[run.OCR_GATE_SPEC], (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames]
+    small = lambda img: cv2.resize(img, (480, 270), interpolation=cv2.INTER_AREA)  # noqa: E731
+    assert not any(models.text_likely(small(p)) for p in plain)
+    captioned = [_caption(p, "THE RABBIT WAKES UP", 30) for p in plain]
+    assert all(models.text_likely(small(c)) for c in captioned)
+    from argus_core.media.renditions import Frame
+
+    ocr = models.ops["ocr"]
+    spec = ocr.specs()[0]
+    view = cv2.resize(captioned[0], (960, 540), interpolation=cv2.INTER_AREA)
+    texts = ocr.infer([Frame(0, 1280, 720, {spec: view})], [run.OpParams()])[0].result["texts"]
+    assert "RABBIT" in " ".join(t["text"] for t in texts).upper(), texts

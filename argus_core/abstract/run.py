@@ -36,7 +36,8 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from ..errors import ArgusError, Cancelled, CannotOpen, VideoNotFound
-from ..media.renditions import Converter, Frame, unique_specs
+from ..media.renditions import Converter, Frame, FrameSpec, unique_specs
+from ..ops.image_label import spec_of
 from ..media.sampler import TAP, frames as sample_frames
 from ..media.source import Source, map_av_error, source_for
 from ..request import OpParams, Sampling
@@ -135,6 +136,7 @@ class Options(msgspec.Struct, frozen=True):
     max_duration_s: float = MAX_DURATION_S
     buffer_cap: int = 24
     fast_decode: bool = True
+    overlap: bool = True        #: run the models in a thread beside the decoder (see _ModelWorker)
 
 
 class Progress(msgspec.Struct, frozen=True):
@@ -183,53 +185,211 @@ class FeatureModels:
         if self.faces is not None:
             specs.append(DETECT_SPEC)
         self.specs = unique_specs(specs)
+        # What one shot needs (issue 11's budget: ≤ 0.1× the duration on 2 cores): the cheap 224-px
+        # classifier on up to 3 frames, everything else on the keyframe only, each at the size that model
+        # needs — faces at 640 px (FaceBoxes at 640 found the same faces as at 1024 on the constructed set,
+        # 12 vs 28 ms), OCR's detector first at 480 px as a gate (see text_likely), the full 960-px OCR only
+        # when it fires. Gallery search (enablePersonName) keeps its own renditions.
+        self.tag_specs: tuple[FrameSpec, ...] = ()
+        if "image_label" in self.ops:
+            self.tag_specs = unique_specs(self.ops["image_label"].specs())
+        key: list[FrameSpec] = list(self.tag_specs)
+        if "detection" in self.ops:
+            key += self.ops["detection"].specs()
+        if self.faces is not None:
+            key.append(FACE_SPEC)
+        if "ocr" in self.ops:
+            key += [OCR_GATE_SPEC, *self.ops["ocr"].specs()]
+        if "face_group_search" in self.ops:
+            key += self.ops["face_group_search"].specs()
+        self.key_specs = unique_specs(key)
+        self.embedder = _embedding_session(self.ops.get("image_label"), threads)
+        self.gate_runs = self.gate_fired = 0
 
-    def see(self, frames: Sequence[Frame], gallery: str | None = None, halt: Callable[[], bool] = lambda: False
-            ) -> tuple[list[Seen], list[list[float] | None]]:
-        """Per frame: what the models saw, and the ImageNet probability vector (None without the op).
-        ``halt()`` is checked before each op, and before each frame of the face and OCR models (a cancel
-        waits for one of those on one frame, not for the shot)."""
-        n = len(frames)
-        tags: list[list[tuple[str, float]]] = [[] for _ in frames]
-        objects: list[list[str]] = [[] for _ in frames]
-        persons = [0] * n
-        faces = [0] * n
-        names: list[list[str]] = [[] for _ in frames]
-        ocr: list[list[str]] = [[] for _ in frames]
-        probs: list[list[float] | None] = [None] * n
-        plain = [OpParams()] * n
+    def text_likely(self, view: np.ndarray) -> bool:
+        """Whether OCR's own DB detector, run at :data:`OCR_GATE_SPEC` (480 px, ~1/4 of the 960-px cost),
+        sees text-like pixels: at least :data:`GATE_MIN_PIXELS` of its probability map above the DB
+        binarisation threshold (0.3). On 72 real frames of the 6 footage clips at 720p
+        (``bench/eval_ocr_gate.py``: 36 with a line drawn in Pillow's default font, outlined, plain yellow
+        or on a box) it passed 15 of the 18 Latin lines of 16–20 px (missed: two of 16 px, one of 20 px,
+        plain yellow on busy backgrounds — small for a 720p caption) and all 18 of 26–34 px (there the font
+        draws the CJK strings as digits and boxes), and 8 of the 36 textless frames (those pay the full OCR
+        for nothing). True whenever the detector cannot be reached (OCR then runs as before)."""
+        op = self.ops.get("ocr")
+        det = getattr(getattr(op, "_engine", None), "text_det", None)
+        if det is None:
+            return True
+        try:
+            from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+            bgr = np.ascontiguousarray(view[..., ::-1])
+            pre = DetPreProcess(max(view.shape[:2]), "max", det.mean, det.std)(bgr)
+            if pre is None:
+                return True
+            prob = np.asarray(det.session(pre))
+            return int((prob > 0.3).sum()) >= GATE_MIN_PIXELS
+        except Exception as exc:   # a rapidocr without these internals: no gate
+            log.debug("OCR gate unavailable: %s", exc)
+            return True
+
+    def see_shot(self, tag_frames: Sequence[Frame], key: Frame, gallery: str | None = None,
+                 halt: Callable[[], bool] = lambda: False) -> tuple[list[Seen], np.ndarray | None]:
+        """One shot: ImageNet tags (and the 1280-D penultimate embedding) of ``tag_frames`` (up to 3, in
+        one batch), COCO classes, faces/names and OCR of ``key`` (one of ``tag_frames``, by offset).
+        Returns a :class:`Seen` per tag frame (the keyframe's carries the detectors' findings) and the
+        mean embedding (None without the classifier). ``halt()`` is checked before each model."""
+        n = len(tag_frames)
+        tags: list[list[tuple[str, float]]] = [[] for _ in tag_frames]
+        emb: np.ndarray | None = None
+        objects: list[str] = []
+        persons = faces = 0
+        names: list[str] = []
+        ocr: list[str] = []
+        plain = OpParams()
         with self._lock:
             op = self.ops.get("image_label")
-            if op is not None:
-                from ..ops.image_label import classify
-
-                for i, cut in enumerate(op.infer(frames, plain)):
+            if op is not None and n:
+                if self.embedder is not None:
+                    probs, vecs = self.embedder.run(tag_frames)
+                    emb = vecs.mean(axis=0).astype(np.float16)
+                    cuts = [op._cut(row, plain) for row in probs]
+                else:
+                    cuts = op.infer(tag_frames, [plain] * n)
+                for i, cut in enumerate(cuts):
                     tags[i] = [(c["class"], float(c["score"])) for c in cut.result["confidences"]]
-                probs = [row.astype(np.float32).tolist() for row in classify(op.model(), frames)]
             op = self.ops.get("detection")
             if op is not None and not halt():
-                for i, cut in enumerate(op.infer(frames, plain)):
-                    objects[i] = list(dict.fromkeys(d["class"] for d in cut.result["detections"]))
-                    persons[i] = sum(1 for d in cut.result["detections"] if d["class"] == "person")
-            # the heavy ones (≤ 1024 px inputs) one frame at a time, so that a cancel waits for one frame only
+                dets = op.infer([key], [plain])[0].result["detections"]
+                objects = list(dict.fromkeys(d["class"] for d in dets))
+                persons = sum(1 for d in dets if d["class"] == "person")
             search = self.ops.get("face_group_search")
-            for i, f in enumerate(frames):
-                if halt():
-                    break
+            if not halt():
                 if gallery and search is not None:
-                    cut = search.infer([f], [OpParams(other={"group": gallery})])[0]
-                    faces[i] = len((cut.result or {}).get("detections", []))
-                    names[i] = [lb.label for lb in cut.labels]
+                    cut = search.infer([key], [OpParams(other={"group": gallery})])[0]
+                    faces = len((cut.result or {}).get("detections", []))
+                    names = [lb.label for lb in cut.labels]
                 elif self.faces is not None:
-                    faces[i] = len(self.faces.detect(f.views[self.detect_spec]))
+                    faces = len(self.faces.detect(key.views[FACE_SPEC]))
             op = self.ops.get("ocr")
-            for i, f in enumerate(frames):
-                if op is None or halt():
-                    break
-                ocr[i] = [t["text"] for t in op.infer([f], plain[:1])[0].result["texts"]]
-        seen = [Seen(f.offset, tags[i], objects[i], faces[i], names[i], ocr[i], persons[i])
-                for i, f in enumerate(frames)]
-        return seen, probs
+            if op is not None and not halt():
+                self.gate_runs += 1
+                if self.text_likely(key.views[OCR_GATE_SPEC]) and not halt():
+                    self.gate_fired += 1
+                    ocr = [t["text"] for t in op.infer([key], [plain])[0].result["texts"]]
+                _release_heap()
+        seen = []
+        for i, f in enumerate(tag_frames):
+            if f.offset == key.offset:
+                seen.append(Seen(f.offset, tags[i], objects, faces, names, ocr, persons))
+            else:
+                seen.append(Seen(f.offset, tags[i]))
+        return seen, emb
+
+
+def _libc_trim() -> Callable[[], Any] | None:
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):   # not glibc: nothing to trim
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+class _HeapTrim:
+    """Gives the C heap's free pages back to the system when the process has grown by ``slack_mb`` since
+    the last time. RapidOCR runs its sessions without onnxruntime's arena, so every run mallocs and frees
+    its activations (tens of MB at 960 px, another size for every recogniser batch); glibc kept the freed
+    pages, and the RSS of a 5-min 720p abstract climbed 575 → 1208 MB (without OCR it stayed at 470–487).
+    ``malloc_trim(0)`` after every shot kept it at 490–611 MB but cost ~0.07× of the duration in page
+    faults (every next run touches its pages afresh); trimming only past the slack bounds the RSS at
+    the same cost as a few trims per video."""
+
+    def __init__(self, slack_mb: float = 160.0) -> None:
+        self.slack = slack_mb
+        self.page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
+        self.next_mb: float | None = None
+        self.trims = 0
+
+    def rss_mb(self) -> float:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self.page_mb
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def __call__(self) -> None:
+        if _TRIM is None:
+            return
+        rss = self.rss_mb()
+        if self.next_mb is None:
+            self.next_mb = rss + self.slack
+        elif rss > self.next_mb:
+            _TRIM(0)
+            self.trims += 1
+            self.next_mb = self.rss_mb() + self.slack
+
+
+_release_heap = _HeapTrim()
+
+
+#: the renditions of a shot's keyframe that the abstract adds to the ops' own (see FeatureModels)
+FACE_SPEC = FrameSpec(0, 0, "contain", 640)
+OCR_GATE_SPEC = FrameSpec(0, 0, "stretch", 480)
+#: pixels of the gate's DB probability map above 0.3 that make a frame worth the full OCR
+GATE_MIN_PIXELS = 8
+
+
+class _Embedder:
+    """MobileNetV2 with its penultimate layer exposed: the issue's per-shot feature is the pooled 1280-D
+    vector before the classifier, which the shipped graph does not output. The graph is edited in memory
+    (the input of the final Gemm becomes a second output; ``models/mobilenetv2/model.onnx`` and its
+    recorded check stay as they are) and run once per batch for both the ImageNet probabilities (the
+    same softmax and top-k as ``image_label``) and the embeddings."""
+
+    def __init__(self, op: Any, threads: int) -> None:
+        import onnx
+
+        from ..runtime.session import open_session
+
+        model = op.model()
+        self.model = model
+        graph = onnx.load(str(model.folder / model.manifest.file))
+        gemm = [n for n in graph.graph.node if n.op_type == "Gemm" and "logits" in n.output]
+        if len(gemm) != 1:
+            raise ValueError("no final Gemm producing 'logits'")
+        self.feature_name = gemm[0].input[0]
+        graph.graph.output.append(onnx.helper.make_tensor_value_info(self.feature_name, onnx.TensorProto.FLOAT,
+                                                                     ["batch", 1280]))
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".onnx") as tmp:
+            onnx.save(graph, tmp.name)
+            self.session = open_session(Path(tmp.name), None, threads)
+        self.spec = spec_of(model.manifest)
+        self.w, self.h = model.manifest.input.width, model.manifest.input.height
+
+    def run(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray]:
+        from ..media.renditions import centre_crop
+        from ..post.scores import softmax
+        from ..runtime.manifest import to_tensor
+
+        batch = np.stack([centre_crop(f.views[self.spec], self.w, self.h) for f in frames])
+        logits, feats = self.session.run(["logits", self.feature_name],
+                                         {self.model.input_name: to_tensor(batch, self.model.manifest.input)})
+        return softmax(logits), feats.reshape(len(frames), -1)
+
+
+def _embedding_session(op: Any, threads: int) -> _Embedder | None:
+    if op is None:
+        return None
+    try:
+        return _Embedder(op, threads)
+    except Exception as exc:   # tags still come from the op; only the embedding is missing
+        log.warning("MobileNetV2 embedding unavailable: %s", exc)
+        return None
 
 
 _SHARED: dict[tuple, FeatureModels] = {}
@@ -253,7 +413,8 @@ class _Span(msgspec.Struct):
     start_ms: int
     end_ms: int
     seen: list[Seen] = []
-    probs: list[list[float]] = []
+    #: mean MobileNetV2 penultimate embedding of its tag frames (float16 [1280]; None without the model)
+    embedding: Any = None
 
 
 class _Pass:
@@ -272,9 +433,13 @@ class _Pass:
         self.spans: list[_Span] = []
         self.open_ms = 0
         self.recent_ms = 2 * (self.params.window_ms + self.params.flash_ms) + 4 * self.tap_ms
-        self.converter = (Converter(models.specs, src_w, src_h) if models is not None and models.specs else None)
+        have = models is not None and bool(models.key_specs)
+        # two converters: the tag frames need only the classifier's 224 px, the keyframe every model's size
+        self.tag_conv = Converter(models.tag_specs, src_w, src_h) if have and models.tag_specs else None
+        self.key_conv = Converter(models.key_specs, src_w, src_h) if have else None
         self.gallery = opts.person_gallery if opts.enable_person_name else None
         self.refiner = _Refiner(source, fps, halt)
+        self.worker = _ModelWorker(models, self.gallery, halt) if have and opts.overlap else None
 
     def tap(self, off: int, frame: av.VideoFrame) -> None:
         rgb = self.small.reformat(frame, width=SMALL[0], height=SMALL[1], format="rgb24",
@@ -301,14 +466,24 @@ class _Pass:
         away = [(o, f) for o, f in inside if start + self.tap_ms <= o < end_ms - self.tap_ms]
         chosen = spread(away or inside, self.o.frames_per_shot)
         span = _Span(start, end_ms)
-        if chosen and self.converter is not None and self.models is not None and not self.halt():
-            frames = []
+        if chosen and self.key_conv is not None and self.models is not None and not self.halt():
+            # the keyframe: the middle one of the chosen frames (build_response reports the same offset)
+            ko, kf = chosen[len(chosen) // 2]
+            self.key_conv = self.key_conv.follow(kf)   # upright, as the op frames are (issue 9)
+            key = Frame(ko, *self.key_conv.display, dict(zip(self.key_conv.specs, self.key_conv.convert(kf))))
+            tag_frames = []
             for o, f in chosen:
-                self.converter = self.converter.follow(f)  # upright, as the op frames are (issue 9)
-                views = dict(zip(self.converter.specs, self.converter.convert(f)))
-                frames.append(Frame(o, *self.converter.display, views))
-            span.seen, probs = self.models.see(frames, self.gallery, self.halt)
-            span.probs = [p for p in probs if p is not None]
+                if o == ko or self.tag_conv is None:
+                    tag_frames.append(key)
+                    continue
+                self.tag_conv = self.tag_conv.follow(f)
+                tag_frames.append(Frame(o, *self.tag_conv.display,
+                                        dict(zip(self.tag_conv.specs, self.tag_conv.convert(f)))))
+            # only converted pixels go on: the decoded frames are released here, whatever the models' pace
+            if self.worker is not None:
+                self.worker.submit(span, tag_frames, key)
+            else:
+                span.seen, span.embedding = self.models.see_shot(tag_frames, key, self.gallery, self.halt)
         self.spans.append(span)
         self.buffer = [(o, f) for o, f in self.buffer if o >= end_ms]
         self.open_ms = end_ms
@@ -320,6 +495,56 @@ class _Pass:
             self.close(end_ms)
         self.buffer.clear()
         self.refiner.close()
+        if self.worker is not None:
+            self.worker.join()
+
+    def abandon(self) -> None:
+        """Stop the model worker without waiting for its queue (an error or a stop ended the pass)."""
+        if self.worker is not None:
+            self.worker.join(abandon=True)
+
+
+class _ModelWorker:
+    """Runs the shots' models in one thread beside the decode loop, so that decoding (PyAV releases the
+    GIL) and inference (onnxruntime does too) overlap on a 2-core machine instead of taking turns. The
+    queue holds at most ``depth`` shots of converted renditions (a few MB): memory stays flat, and the
+    decoder waits when the models fall behind."""
+
+    def __init__(self, models: FeatureModels, gallery: str | None, halt: Callable[[], bool], depth: int = 2) -> None:
+        import queue
+
+        self.models, self.gallery, self.halt = models, gallery, halt
+        self.q: "queue.Queue[tuple[_Span, list[Frame], Frame] | None]" = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.thread = threading.Thread(target=self._loop, name="abstract-models", daemon=True)
+        self.thread.start()
+
+    def submit(self, span: _Span, tag_frames: list[Frame], key: Frame) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((span, tag_frames, key))
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is not None or self.abandoned or self.halt():
+                continue
+            span, tag_frames, key = item
+            try:
+                span.seen, span.embedding = self.models.see_shot(tag_frames, key, self.gallery, self.halt)
+            except BaseException as exc:   # raised in the decode thread at the next submit or at join
+                self.error = exc
+
+    def join(self, abandon: bool = False) -> None:
+        if abandon:
+            self.abandoned = True
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None and not abandon:
+            raise self.error
 
 
 class _Refiner:
@@ -405,9 +630,11 @@ def analyse(source: str | Source, opts: Options = Options(), *, models: FeatureM
 
         fps = _rate(video)
         use_models = opts.features and models is not None
-        if not use_models and opts.fast_decode:
+        if opts.fast_decode:
             # Shots only: nothing but 64×36 frames is made of this decode, and H.264/HEVC deblocking is
-            # invisible at that size (the refinement pass, which reads the exact frames, keeps it).
+            # invisible at that size (the refinement pass, which reads the exact frames, keeps it). With the
+            # models too: they see ≤ 960-px copies of at most 3 frames a shot, where deblocking barely shows,
+            # and every frame of the stream is decoded for the shot detector (about 15 % of the decode).
             try:
                 video.stream.codec_context.options = {**video.stream.codec_context.options,
                                                       "skip_loop_filter": "all"}
@@ -422,6 +649,7 @@ def analyse(source: str | Source, opts: Options = Options(), *, models: FeatureM
                              fps, progress)
         finally:
             st.refiner.close()
+            st.abandon()
 
 
 def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Sampling, tap: Sampling,
@@ -483,18 +711,32 @@ class Analysis(msgspec.Struct):
 
 
 # -- grouping and writing (pure) ------------------------------------------------------------------------
-def _shot_parts(a: Analysis) -> list[tuple[list[Seen], list[list[float]]]]:
-    """Per final shot: the seen frames and probability vectors of the provisional spans inside it."""
+def _shot_parts(a: Analysis) -> list[tuple[list[Seen], list[Any]]]:
+    """Per final shot: the seen frames and embeddings of the provisional spans inside it (spans and shots
+    are both in time order: one forward sweep)."""
     out = []
+    j = 0
     for s in a.shots:
+        while j < len(a.spans) and a.spans[j].end_ms <= s.start_ms:
+            j += 1
         seen: list[Seen] = []
-        probs: list[list[float]] = []
-        for sp in a.spans:
-            if sp.start_ms < s.end_ms and sp.end_ms > s.start_ms:
+        embs: list[Any] = []
+        k = j
+        while k < len(a.spans) and a.spans[k].start_ms < s.end_ms:
+            sp = a.spans[k]
+            if sp.end_ms > s.start_ms:
                 seen += [x for x in sp.seen if s.start_ms <= x.offset_ms < s.end_ms]
-                probs += sp.probs
-        out.append((seen, probs))
+                if sp.embedding is not None:
+                    embs.append(sp.embedding)
+            k += 1
+        out.append((seen, embs))
     return out
+
+
+def shot_embeddings(a: Analysis) -> list[list[float] | None]:
+    """Per final shot: the MobileNetV2 penultimate embedding (1280-D, mean over its tag frames), None for
+    a shot no model saw."""
+    return [np.mean(np.asarray(e, np.float32), axis=0).tolist() if e else None for _, e in _shot_parts(a)]
 
 
 CUE_NAMES = {"black": ("black_frames", "黑场", "black frames"), "bars": ("color_bars", "彩条", "colour bars")}
@@ -511,7 +753,7 @@ def build_response(a: Analysis, task_id: str, opts: Options, writer: TextWriter 
     for s, (seen, _) in zip(a.shots, parts):
         keyframes.append(seen[len(seen) // 2].offset_ms if seen else (s.start_ms + s.end_ms) // 2)
     hists = shot_histograms(a.sample_ms, a.histograms, [(s.start_ms, s.end_ms) for s in a.shots]) \
-        if a.sample_ms and a.shots else [[] for _ in a.shots]
+        if len(a.sample_ms) and a.shots else [[] for _ in a.shots]
     feats = [ShotFeatures(s.start_ms, s.end_ms, h) for s, h in zip(a.shots, hists)]
     scenes = group_scenes(feats)
     scene_ev = [merge(sc.end_ms - sc.start_ms, shot_ev[sc.first_shot:sc.last_shot + 1]) for sc in scenes]
