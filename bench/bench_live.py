@@ -34,6 +34,7 @@ Every job's cut offsets are checked strictly increasing (``backward_or_duplicate
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import os
@@ -42,7 +43,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +53,10 @@ from bench._live_pub import Clip, FrameMap, PacedPublisher
 from tests.live_publishers import DirServer, Publisher, free_port, http_ts_args, rtmp_args
 
 WINDOW_MS = 1000
+#: segments after a marker left out of the "steady" figure: an 8 s pts jump is no real stream's behaviour, and
+#: through HLS it costs a few seconds (FFmpeg's HLS muxer cuts a long segment at the jump; the engine then
+#: catches up one segment a second)
+SETTLE_SEGMENTS = 6
 INTERVAL_S = 1.0
 
 
@@ -195,8 +200,9 @@ def segment_latencies(events: list[tuple[float, Any]], live: Live) -> dict[str, 
     """Per closed segment: arrival − publish time of its window's last frame / of its last cut's frame."""
     jumps = live.pub.log.jumps
     fmap: FrameMap | None = None
-    win, cut = [], []
+    win, cut, steady = [], [], []
     skipped = 0
+    since_marker = 0
     for i, (t, ev) in enumerate(events):
         if isinstance(ev, Discontinuity):
             fmap = None
@@ -205,6 +211,7 @@ def segment_latencies(events: list[tuple[float, Any]], live: Live) -> dict[str, 
                 cands = [j for j in jumps if j[1] <= t and t - j[1] < 15.0]
                 if cands:
                     fmap = FrameMap(live.pub.log, cands[-1][0], ev.offset_ms)
+                    since_marker = 0
         elif isinstance(ev, SegmentClosed):
             nxt = events[i + 1][1] if i + 1 < len(events) else None
             if fmap is None or isinstance(nxt, (Discontinuity, JobFinished)) or not ev.segment.cuts:
@@ -217,7 +224,10 @@ def segment_latencies(events: list[tuple[float, Any]], live: Live) -> dict[str, 
                 continue
             win.append(t - w[1])
             cut.append(t - c[1])
-    return {"n": len(win), "skipped": skipped, "window": win, "cut": cut}
+            since_marker += 1
+            if since_marker > SETTLE_SEGMENTS:
+                steady.append(t - w[1])
+    return {"n": len(win), "skipped": skipped, "window": win, "cut": cut, "steady": steady}
 
 
 def floor_latency(proto: str, clip: Clip, tmp: Path, seconds: float) -> list[float]:
@@ -246,7 +256,6 @@ def floor_latency(proto: str, clip: Clip, tmp: Path, seconds: float) -> list[flo
             if pkt.pts is None:
                 continue
             p = pkt.pts * tb
-            import bisect
             if len(pts_l) < 10 or p > pts_l[-1] - 0.5:
                 pts_l, wall_l = live.pub.log.sorted()
             j = bisect.bisect_left(pts_l, p - 5e-4)
@@ -258,13 +267,14 @@ def floor_latency(proto: str, clip: Clip, tmp: Path, seconds: float) -> list[flo
     return out[len(out) // 3:]  # after the start-up burst
 
 
-def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, protos: list[str]) -> dict:
+def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, protos: list[str],
+                floor_s: float = 12.0) -> dict:
     clip = Clip.load(latency_clip(tmp))
     res: dict[str, Any] = {}
     for proto in protos:
         # a marker at the first loop boundary (4 s) maps the run early; more every `marker_every` s re-map it
         # after a reconnect, and give HLS (joined a few segments behind the live edge) one to see
-        live = paced(proto, clip, tmp, marker_every=marker_every, markers=[4.0])
+        live = paced(proto, clip, tmp, marker_every=marker_every if proto != "hls" else 0.0, markers=[4.0])
         try:
             w = Watch(engine.submit(request(live.url, **live_extra(proto))))
             time.sleep(seconds)
@@ -272,16 +282,19 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
         finally:
             live.close()
         lat = segment_latencies(events, live)
-        floor = floor_latency(proto, clip, tmp, 12.0) if proto != "hls" else []
+        floor = floor_latency(proto, clip, tmp, floor_s) if proto != "hls" and floor_s > 0 else []
         res[proto] = {"segments": lat["n"], "skipped": lat["skipped"],
                       "window_p50": pct(lat["window"], 50), "window_p95": pct(lat["window"], 95),
                       "window_max": max(lat["window"], default=None),
+                      "steady_p50": pct(lat["steady"], 50), "steady_p95": pct(lat["steady"], 95),
+                      "steady_n": len(lat["steady"]),
                       "cut_p50": pct(lat["cut"], 50), "cut_p95": pct(lat["cut"], 95),
                       "floor_p50": pct(floor, 50), "floor_p95": pct(floor, 95),
                       "min": min(lat["window"], default=None),
                       "backward_or_duplicate": offsets_violations(events),
                       "reconnects": sum(1 for _, e in events if isinstance(e, Discontinuity) and e.reason == "reconnect"),
-                      "publisher_error": repr(live.pub.error) if live.pub.error else None}
+                      "publisher_error": repr(live.pub.error) if live.pub.error else None,
+                      "window_series": [round(x, 3) for x in lat["window"]]}
         print(f"  latency {proto}: {res[proto]}", flush=True)
     return res
 
@@ -316,7 +329,11 @@ def run_reconnect(engine: Engine, tmp: Path, protos: list[str], downs: list[floa
                 t_up = time.monotonic()
                 got = w.wait_for(lambda t, e: isinstance(e, Discontinuity) and e.reason == "reconnect", 60, since=k)
                 first = None if got is None else got[0] - t_up
-                trials.append({"down_s": down, "first_frame_s": first})
+                # split: waiting for the next reconnect try (backoff) vs opening + probing + the first frame
+                conn = next((t for t, e in w.events[k:] if isinstance(e, LiveStatus) and e.connected), None)
+                trials.append({"down_s": down, "first_frame_s": first,
+                               "connected_after_s": None if conn is None else conn - t_up,
+                               "connect_to_frame_s": None if conn is None or got is None else got[0] - conn})
             finally:
                 events = w.finish()
                 pub.kill()
@@ -432,12 +449,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def run_streams(tmp: Path, seconds: float, warm: float, counts: list[int], workers: int) -> dict:
+def run_streams(tmp: Path, seconds: float, warm: float, counts: list[int], workers: int,
+                slots: int | None = None) -> dict:
     clip = clip_720p()
     res: dict[str, Any] = {}
     for n in counts:
         pubs = []
-        with Engine(decoders=n, workers=workers, ops=["pulp"]) as engine:
+        with Engine(decoders=n, workers=workers, ops=["pulp"], slots=slots) as engine:
             pids = [os.getpid(), *engine.child_pids()["decoders"], *engine.child_pids()["workers"]]
             watches = []
             try:
@@ -498,12 +516,14 @@ def _url_of(p: Publisher) -> str:
 def table(out: dict) -> str:
     lines = []
     if "latency" in out:
-        lines += ["| protocol | segments | window p50 | window p95 (target) | window max | cut p50 | cut p95 "
-                  "| publisher floor p50 / p95 | backward/dup |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| protocol | segments | window p50 | window p95 (target) | window max | steady p50 / p95 (n) "
+                  "| cut p50 | cut p95 | publisher floor p50 / p95 | backward/dup |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for proto, r in out["latency"].items():
             tgt = "≤ 2 s" if proto == "hls" else "≤ 1 s"
             lines.append(f"| {proto} | {r['segments']} | {fmt(r['window_p50'])} | {fmt(r['window_p95'])} ({tgt}) "
-                         f"| {fmt(r['window_max'])} | {fmt(r['cut_p50'])} | {fmt(r['cut_p95'])} "
+                         f"| {fmt(r['window_max'])} | {fmt(r.get('steady_p50'))} / {fmt(r.get('steady_p95'))} "
+                         f"({r.get('steady_n', '–')}) | {fmt(r['cut_p50'])} | {fmt(r['cut_p95'])} "
                          f"| {fmt(r['floor_p50'], 's', 3)} / {fmt(r['floor_p95'], 's', 3)} "
                          f"| {r['backward_or_duplicate']} |")
         lines.append("")
@@ -552,20 +572,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--stream-seconds", type=float, default=None)
     ap.add_argument("--streams", default="1,2,4,8,16")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--slots", type=int, default=None, help="the engine's ring slots (default: its own rule)")
     ap.add_argument("--downs", default="1,2,3,4,6")
+    ap.add_argument("--floor-seconds", type=float, default=12.0, help="bare-reader baseline per protocol (0: skip)")
     ap.add_argument("--marker-every", type=float, default=20.0)
     ap.add_argument("--json", default="bench/live-results.json")
+    ap.add_argument("--source-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra FFmpeg option for the engine's live sources (e.g. live_start_index=-2)")
+    ap.add_argument("--render", metavar="JSON", help="only print the tables of a saved run")
     a = ap.parse_args(argv)
+    if a.render:
+        print(table(json.loads(Path(a.render).read_text())))
+        return {}
     parts = a.only.split(",")
     protos = a.protos.split(",")
     seconds = a.seconds or (30.0 if a.quick else 90.0)
-    out: dict[str, Any] = {"load_start": os.getloadavg(), "argv": argv}
+    src_opts = dict(kv.split("=", 1) for kv in a.source_option)
+    out: dict[str, Any] = {"load_start": os.getloadavg(), "argv": argv, "source_options": src_opts}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as td:
         tmp = Path(td)
         if {"latency", "reconnect", "stall", "drift"} & set(parts):
-            with Engine(decoders=1, workers=1, ops=["pulp"]) as engine:
+            with Engine(decoders=1, workers=1, ops=["pulp"], source_options=src_opts) as engine:
                 if "latency" in parts:
-                    out["latency"] = run_latency(engine, tmp, seconds, a.marker_every, protos)
+                    out["latency"] = run_latency(engine, tmp, seconds, a.marker_every, protos, a.floor_seconds)
                 if "reconnect" in parts:
                     out["reconnect"] = run_reconnect(engine, tmp, [p for p in protos if p != "hls"],
                                                      [float(x) for x in a.downs.split(",")])
@@ -575,7 +604,7 @@ def main(argv: list[str] | None = None) -> dict:
                     out["drift"] = run_drift(engine, tmp, a.drift_seconds or (120.0 if a.quick else 600.0))
         if "streams" in parts:
             out["streams"] = run_streams(tmp, a.stream_seconds or (30.0 if a.quick else 60.0), 10.0,
-                                         [int(x) for x in a.streams.split(",")], a.workers)
+                                         [int(x) for x in a.streams.split(",")], a.workers, a.slots)
     out["load_end"] = os.getloadavg()
     print(table(out))
     print(f"load average: start {out['load_start']}, end {out['load_end']}")
