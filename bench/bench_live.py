@@ -538,7 +538,7 @@ def table(out: dict) -> str:
         lines += ["| protocol | stall detected after (s) | max (target ≤ 5 s) | reason |", "|---|---|---|---|"]
         for proto, r in out["stall"].items():
             ds = ", ".join(fmt(t["detected_s"], "") for t in r["trials"])
-            reasons = {t.get("reason") for t in r["trials"]}
+            reasons = {str(t.get("reason")).split(" [Errno")[0] for t in r["trials"]}  # without the URL
             lines.append(f"| {proto} | {ds} | {fmt(r['max'])} | {'; '.join(str(x) for x in reasons)} |")
         lines.append("")
     if "drift" in out:
