@@ -490,7 +490,12 @@ def run_streams(tmp: Path, seconds: float, warm: float, counts: list[int], worke
             growth = (statistics.fmean(seg_lag[-third:]) - statistics.fmean(seg_lag[:third])) if seg_lag else None
             per.append({"cuts": len(cuts), "lag_max_s": max((e.lag_ms for _, e in st), default=0) / 1000,
                         "seg_lag_p50_s": pct(seg_lag, 50), "seg_lag_max_s": max(seg_lag, default=None),
-                        "seg_lag_growth_s": growth, "backward_or_duplicate": offsets_violations(events)})
+                        "seg_lag_growth_s": growth, "backward_or_duplicate": offsets_violations(events),
+                        # for a stream that falls silent: what its connection said (undiagnosed at 8 streams)
+                        "statuses": len([e for _, e in events if isinstance(e, LiveStatus)]),
+                        "reasons": sorted({str(e.reason).split(" [Errno")[0] for _, e in events
+                                           if isinstance(e, LiveStatus) and e.reason}),
+                        "reconnects": max((e.reconnects for _, e in events if isinstance(e, LiveStatus)), default=0)})
         span = t1 - t0
         growths = [p["seg_lag_growth_s"] for p in per]
         sustained = all(g is not None and g < 1.0 for g in growths) and all(
