@@ -101,19 +101,25 @@ def test_live_clock_never_goes_back_under_chaos():
 
 
 BACKOFF = {
-    # consecutive failures: 1, 2, 4 … capped at 30 s
-    "doubling": ([("fail", 0)] * 7, [1, 2, 4, 8, 16, 30, 30]),
+    # consecutive failures: 1, 2, 4 … capped at 30 s (outside the fast phase: fast_s=0)
+    "doubling": ({"fast_s": 0}, [("fail", 0)] * 7, [1, 2, 4, 8, 16, 30, 30]),
     # a short connection does not reset the sequence
-    "flapping": ([("fail", 0), ("up", 1), ("fail", 10), ("up", 12), ("fail", 20)], [1, 2, 4]),
+    "flapping": ({"fast_s": 0}, [("fail", 0), ("up", 1), ("fail", 10), ("up", 12), ("fail", 20)], [1, 2, 4]),
     # a healthy minute resets it
-    "healthy minute": ([("fail", 0), ("fail", 1), ("fail", 3), ("up", 7), ("fail", 67)], [1, 2, 4, 1]),
+    "healthy minute": ({"fast_s": 0}, [("fail", 0), ("fail", 1), ("fail", 3), ("up", 7), ("fail", 67)],
+                       [1, 2, 4, 1]),
+    # the first 30 s of an outage retry at least every 2 s, then the doubling goes on where it was
+    "fast phase": ({}, [("fail", 0), ("fail", 1), ("fail", 3), ("fail", 5), ("fail", 29), ("fail", 31),
+                        ("fail", 47)], [1, 2, 2, 2, 2, 30, 30]),
+    # a connection that came up starts a new outage (and its fast phase) when it drops
+    "new outage": ({}, [("fail", 0), ("fail", 40), ("up", 45), ("fail", 50), ("fail", 51)], [1, 2, 2, 2]),
 }
 
 
 @pytest.mark.parametrize("name", list(BACKOFF))
 def test_backoff(name):
-    steps, want = BACKOFF[name]
-    b = Backoff(rand=lambda: 0.5)  # no jitter at the middle of the range
+    kw, steps, want = BACKOFF[name]
+    b = Backoff(rand=lambda: 0.5, **kw)  # no jitter at the middle of the range
     got = []
     for what, t in steps:
         if what == "up":
@@ -125,7 +131,7 @@ def test_backoff(name):
 
 @pytest.mark.parametrize("r,factor", [(0.0, 0.8), (1.0, 1.2)])
 def test_backoff_jitter_bounds(r, factor):
-    b = Backoff(rand=lambda: r)
+    b = Backoff(rand=lambda: r, fast_s=0)
     assert b.failed(0) == pytest.approx(1.0 * factor)
     assert b.failed(0) == pytest.approx(2.0 * factor)
     for _ in range(10):
