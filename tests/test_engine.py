@@ -178,3 +178,19 @@ def test_frame_threads_rule(cores, decoding, workers, forced, want):
     from argus_core.pipeline.engine import frame_threads_rule
 
     assert frame_threads_rule(cores, decoding, workers, forced) is want
+
+
+def test_a_flooding_job_does_not_starve_a_second_one(vids):
+    """Issue 10 fairness: a job that floods the engine with frames (60 s at 0.08 s: 750 frames) does not hold a
+    second, small job back until it ends — with two decoders the ring's slots are shared round-robin, so the
+    small job's frames interleave with the big one's and it finishes while the big one is still running."""
+    from argus_core.events import Progress
+
+    with Engine(decoders=2, workers=1, ops=["pulp"]) as e:
+        big = e.submit(req(vids["photos_long"], {"mode": 0, "interval": 0.08}))
+        first = next(ev for ev in big.events(timeout=60) if isinstance(ev, Progress))  # it is flooding now
+        assert first.frames < 750
+        small = e.submit(req(vids["photos"], {"mode": 0, "interval": 0.5}))
+        assert small.result(timeout=120)["pulp"]["segments"]
+        assert not big.done, "the small job waited for the flood to end"
+        assert big.result(timeout=180)["pulp"]["segments"]
