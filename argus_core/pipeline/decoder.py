@@ -212,7 +212,6 @@ class Decoder:
                                          shapes=shapes + extra)
                     conv.convert_into(item.frame, self.ring.views(slot)[:len(shapes)])
                     if sides is not None:
-                        sides.n_main = len(shapes)
                         self.ring.add_flags(slot, sides.cut(slot, count, item.offset_ms))
                     else:
                         self.chan.send(FrameReady(slot, key, count, item.offset_ms))

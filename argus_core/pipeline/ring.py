@@ -142,11 +142,11 @@ class FrameRing:
 
     def write_meta(
         self, slot: int, *, job: int, seq: int, offset_ms: int, src: tuple[int, int],
-        shapes: Sequence[tuple[int, int, int]], flags: int = 0,
+        shapes: Sequence[tuple[int, int, int]],
     ) -> None:
         offsets = self.layout(shapes)
         h = self._header[slot]
-        h["job"], h["seq"], h["offset_ms"], h["flags"] = job, seq, offset_ms, flags
+        h["job"], h["seq"], h["offset_ms"], h["flags"] = job, seq, offset_ms, 0  # flags: :meth:`add_flags`
         h["src_w"], h["src_h"], h["n_views"] = src[0], src[1], len(shapes)
         for i, ((hh, ww, cc), off) in enumerate(zip(shapes, offsets)):
             h["views"][i] = (ww, hh, cc, off)

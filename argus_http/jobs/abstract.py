@@ -23,7 +23,7 @@ from argus_core.errors import ArgusError, Cancelled, InvalidRequest
 from ..net.sources import engine_source
 from ..queue.abstracts import with_auth
 from ..queue.protocol import CANCELLED_MESSAGE
-from ..save import CutSaver, FrameStore
+from ..save import CutSaver
 from ..schemas import AbstractSubmit
 from ..tenancy import scoped
 from .running import Context, Running
@@ -66,10 +66,9 @@ def save_keyframes(ctx: Context, task_id: str, uri: str, body: dict) -> None:
     that offset, upright, as a JPEG in the frame store (the ``params.save`` store, CONTRACT §10). A frame that
     cannot be saved leaves its item without the URI and never fails the task (as ``params.save``)."""
     items = [i for i in body.get("clipResults") or [] if "keyframeInMS" in i]
-    if not items:
+    if not items or ctx.store is None:  # no frame store configured: as for params.save (jobs/video.py)
         return
-    store = ctx.store if ctx.store is not None else FrameStore(ctx.s.save_store)
-    saver = CutSaver(store, uri, "abstract", task_id, getattr(ctx.engine, "source_options", None))
+    saver = CutSaver(ctx.store, uri, "abstract", task_id, getattr(ctx.engine, "source_options", None))
     try:
         cuts = [{"offset": int(i["keyframeInMS"])} for i in items]
         saver.cuts(cuts)

@@ -63,7 +63,6 @@ def check_source(uri: str, settings: Settings, guard: Guard) -> None:
 
 def engine_source(uri: str, settings: Settings, guard: Guard) -> str:
     """The URI to hand to the engine: a checked local path, or the checked end of the redirect chain."""
-    require_protocol(uri)
     scheme = urlsplit(uri).scheme.lower()
     if scheme == "file":
         return local_file(uri, settings.media_root)
@@ -71,7 +70,8 @@ def engine_source(uri: str, settings: Settings, guard: Guard) -> str:
         return guard.final_url(uri, timeout=settings.callback_timeout)
     if scheme in PINNED_SCHEMES:
         # rtmp/rtsp/srt: no proxy can stand in front of FFmpeg's own connect, so the host is resolved here,
-        # once, and FFmpeg dials the checked address (issue 12 "SSRF")
+        # once, and FFmpeg dials the checked address (issue 12 "SSRF"); other schemes pass check_source
+        require_protocol(uri)
         return guard.pinned(uri)
     check_source(uri, settings, guard)
     return uri
