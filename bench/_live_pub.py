@@ -209,16 +209,10 @@ class PacedPublisher:
                 self.error = exc
 
     def kill(self) -> None:
+        from tests.live_publishers import kill_publisher
+
         self._halt.set()
-        if self.proc is not None and self.proc.poll() is None:
-            import os
-            import signal
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            self.proc.kill()
-            self.proc.wait(10)
+        kill_publisher(self.proc)
         if self._thread is not None:
             self._thread.join(5)
 

@@ -29,6 +29,17 @@ from argus_core.request import OpParams  # noqa: E402
 OPS = ["image_label", "detection", "pulp", "terror", "terror_classify"]
 
 
+def _timed(fn, totals: dict[str, float], name: str):
+    """``fn`` wrapped to add its CPU seconds to ``totals[name]`` (a model's run, an op's infer)."""
+    def timed(*args, **kwargs):
+        t = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[name] += time.process_time() - t
+    return timed
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -54,28 +65,12 @@ def main(argv: list[str]) -> int:
             if id(model) in seen or not hasattr(model, "run"):
                 continue
             seen.add(id(model))
-            orig = model.run
-
-            def timed(tensor, names=None, _orig=orig, _name=f"{model.folder.name}"):
-                t = time.process_time()
-                try:
-                    return _orig(tensor, names)
-                finally:
-                    model_ms[_name] += time.process_time() - t
-            model.run = timed
+            model.run = _timed(model.run, model_ms, model.folder.name)
     params = {n: OpParams(other={"ensemble": args.ensemble}) if (n == "pulp" and args.ensemble) else OpParams()
               for n in OPS}
     op_ms: dict[str, float] = defaultdict(float)
     for name, op in ops.items():  # time each op's infer
-        orig = op.infer
-
-        def timed_infer(fr, ps, _orig=orig, _name=name):
-            t = time.process_time()
-            try:
-                return _orig(fr, ps)
-            finally:
-                op_ms[_name] += time.process_time() - t
-        op.infer = timed_infer
+        op.infer = _timed(op.infer, op_ms, name)
     prof = cProfile.Profile() if args.cprofile else None
     n = 0
     t_all = time.process_time()

@@ -25,6 +25,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def kill_publisher(proc: subprocess.Popen | None) -> None:
+    """Kill a publisher process if it runs — resumed first, as a SIGSTOPped one (a stall test) must be."""
+    if proc is not None and proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        proc.kill()
+        proc.wait(10)
+
+
 class Publisher:
     """One ``ffmpeg`` process; ``kill``/``stop``/``cont`` inject faults, ``restart`` brings it back."""
 
@@ -43,13 +54,7 @@ class Publisher:
         return self
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            self.proc.kill()
-            self.proc.wait(10)
+        kill_publisher(self.proc)
 
     def stop(self) -> None:
         assert self.proc is not None
