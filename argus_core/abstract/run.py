@@ -38,7 +38,8 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from ..errors import ArgusError, Cancelled, CannotOpen, VideoNotFound
 from ..media.renditions import Converter, Frame, FrameSpec, unique_specs
 from ..ops.image_label import spec_of
-from ..media.sampler import TAP, frames as sample_frames
+from ..media.chunks import parallel_frames
+from ..media.sampler import TAP, Sample, frames as sample_frames
 from ..media.source import Source, map_av_error, source_for
 from ..request import OpParams, Sampling
 from .clips import SceneEvidence, programme, segment_clips
@@ -137,6 +138,9 @@ class Options(msgspec.Struct, frozen=True):
     buffer_cap: int = 24
     fast_decode: bool = True
     overlap: bool = True        #: run the models in a thread beside the decoder (see _ModelWorker)
+    #: shots only: threads decoding chunks of a local file at once (:mod:`~argus_core.media.chunks`);
+    #: 0 = one per core, at most the source's :meth:`~argus_core.media.source.Source.openings`
+    decode_workers: int = 0
 
 
 class Progress(msgspec.Struct, frozen=True):
@@ -442,8 +446,9 @@ class _Pass:
         self.worker = _ModelWorker(models, self.gallery, halt) if have and opts.overlap else None
 
     def tap(self, off: int, frame: av.VideoFrame) -> None:
-        rgb = self.small.reformat(frame, width=SMALL[0], height=SMALL[1], format="rgb24",
-                                  interpolation=Interpolation.BILINEAR).to_ndarray()
+        self.tap_small(off, small_rgb(self.small, frame))
+
+    def tap_small(self, off: int, rgb: np.ndarray) -> None:
         for b in self.det.feed(off, rgb):
             self.boundary(b)
 
@@ -502,6 +507,25 @@ class _Pass:
         """Stop the model worker without waiting for its queue (an error or a stop ended the pass)."""
         if self.worker is not None:
             self.worker.join(abandon=True)
+
+
+def small_rgb(scaler: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
+    """The shot detector's 64×36 RGB copy of a frame."""
+    return scaler.reformat(frame, width=SMALL[0], height=SMALL[1], format="rgb24",
+                           interpolation=Interpolation.BILINEAR).to_ndarray()
+
+
+def _small_converter() -> Callable[[Sample], np.ndarray]:
+    scaler = VideoReformatter()   # one per chunk: a scaler keeps state and is not shared across threads
+    return lambda sample: small_rgb(scaler, sample.frame)
+
+
+def decode_workers(opts: Options, source: Source, use_models: bool) -> int:
+    """Chunk decoders for this pass: with the models, one (the models' thread has the other core)."""
+    if use_models:
+        return 1
+    want = opts.decode_workers or (os.cpu_count() or 1)
+    return max(1, min(want, source.openings()))
 
 
 class _ModelWorker:
@@ -565,11 +589,7 @@ class _Refiner:
         try:
             if self.video is None:
                 self.video = self.source.open()
-                try:
-                    self.video.stream.codec_context.options = {**self.video.stream.codec_context.options,
-                                                               "skip_loop_filter": "all"}
-                except Exception:
-                    pass
+                fast_decode(self.video)
             lo, hi = b.window_ms
             interval = 1.0 / self.fps
             ss = max(0.0, lo / 1000.0 - interval)   # one frame early, as refine_in (see there)
@@ -595,6 +615,17 @@ class _Refiner:
             self.video.close()
             self.video = None
         self.used = False
+
+
+def fast_decode(video: Any) -> None:
+    """No H.264/HEVC loop filter. Shots only: nothing but 64×36 frames is made of this decode, and
+    deblocking is invisible at that size. With the models too: they see ≤ 960-px copies of at most 3 frames
+    a shot, where deblocking barely shows, and every frame of the stream is decoded for the shot detector
+    (about 15 % of the decode)."""
+    try:
+        video.stream.codec_context.options = {**video.stream.codec_context.options, "skip_loop_filter": "all"}
+    except Exception:   # a decoder without the option: decode as usual
+        pass
 
 
 def _rate(video: Any) -> float:
@@ -631,15 +662,7 @@ def analyse(source: str | Source, opts: Options = Options(), *, models: FeatureM
         fps = _rate(video)
         use_models = opts.features and models is not None
         if opts.fast_decode:
-            # Shots only: nothing but 64×36 frames is made of this decode, and H.264/HEVC deblocking is
-            # invisible at that size (the refinement pass, which reads the exact frames, keeps it). With the
-            # models too: they see ≤ 960-px copies of at most 3 frames a shot, where deblocking barely shows,
-            # and every frame of the stream is decoded for the shot detector (about 15 % of the decode).
-            try:
-                video.stream.codec_context.options = {**video.stream.codec_context.options,
-                                                      "skip_loop_filter": "all"}
-            except Exception:   # a decoder without the option: decode as usual
-                pass
+            fast_decode(video)
         st = _Pass(opts, models if use_models else None, src, fps, video.width, video.height, halt, timeout)
         tap = Sampling(mode=0, interval=opts.tap_step_s, ss=0.0, t=None)
         grid = Sampling(mode=0, interval=opts.op_step_s, ss=0.0, t=None) if use_models else tap
@@ -659,14 +682,25 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
     last, pct, n = 0, 0, 0
     if progress is not None:
         progress(Progress(0, 0, 0, dur_ms))
+    workers = decode_workers(opts, src, use_models)
     try:
-        for s in sample_frames(video, grid, halt, reopen=src.open, tap=tap if use_models else None):
+        if workers > 1:   # shots only: the tap frames only, made small in the decoding threads
+            taps: Any = ((off, rgb) for off, rgb in parallel_frames(src, video, tap, _small_converter, halt, workers,
+                                                                     fast_decode if opts.fast_decode else lambda v: None))
+        else:
+            taps = None
+        for s in taps if taps is not None else sample_frames(video, grid, halt, reopen=src.open,
+                                                             tap=tap if use_models else None):
             n += 1
-            if s.wanted & TAP or not use_models:
-                st.tap(s.offset_ms, s.frame)
-            if use_models and s.wanted & 1:
-                st.op_frame(s.offset_ms, s.frame)
-            last = s.offset_ms
+            if taps is not None:
+                last = s[0]
+                st.tap_small(*s)
+            else:
+                if s.wanted & TAP or not use_models:
+                    st.tap(s.offset_ms, s.frame)
+                if use_models and s.wanted & 1:
+                    st.op_frame(s.offset_ms, s.frame)
+                last = s.offset_ms
             if progress is not None and dur_ms:
                 p = min(95, int(95 * last / dur_ms))
                 if p > pct:

@@ -157,6 +157,10 @@ class Source(Protocol):
 
     def nothing_decodable(self) -> bool: ...
 
+    def openings(self) -> int:
+        """How many openings at once this source serves well (a local file: several; a connection: one)."""
+        ...
+
 
 @dataclass
 class FileSource:
@@ -171,6 +175,10 @@ class FileSource:
     def open(self) -> OpenedVideo:
         container, stream = open_video(self.uri, self.timeout, self.options or None)
         return OpenedVideo(container, stream, duration_of(container, stream))
+
+    def openings(self) -> int:
+        """A local file serves several readers at once (:mod:`.chunks`); a URL gets one connection."""
+        return 4 if local_path(self.uri) is not None and not is_hls(self.uri) else 1
 
     def nothing_decodable(self) -> bool:
         """True when not a single frame of the video decodes (a window past the end is not an error)."""
@@ -391,6 +399,10 @@ class LiveSource:
     def nothing_decodable(self) -> bool:
         """A live source is never judged undecodable by one look: it reconnects instead."""
         return False
+
+    def openings(self) -> int:
+        """One connection to a stream."""
+        return 1
 
 
 #: schemes PyAV's own FFmpeg may lack (the PyPI wheels of PyAV 18.1, FFmpeg 8.1, have no libsrt)
