@@ -123,3 +123,54 @@ def test_srt_without_the_protocol_is_a_clear_400_not_endless_retries():
         with pytest.raises(InvalidRequest) as exc:  # at submit, not after retrying until live.timeout
             engine.submit(body)
         assert "srt" in exc.value.detail
+
+
+def _with_audio(clip, tmp_path):
+    """The clip with an AAC track, so that non-video packets flow between the video ones (as bigbuckbunny's)."""
+    import subprocess
+
+    out = tmp_path / "clip-audio.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=44100", "-shortest", "-map", "0:v", "-map", "1:a",
+                    "-c:v", "copy", "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def test_a_consumer_that_holds_the_stream_back_is_not_a_stall(publishers, live_clip, tmp_path):
+    """The engine's decoder blocks on a full ring while the worker is busy (8 streams, bench_live): the time
+    the consumer keeps the sampler waiting is not the stream's silence. Before the fix the first audio packet
+    read after such a wait raised "no video for …", the reader reconnected, and an ``ffmpeg -listen 1``
+    publisher (one client only) was gone for good: 5 of 8 streams delivered nothing."""
+    import threading
+
+    from argus_core.media.clock import LiveClock
+    from argus_core.media.live import Backoff, Connected, Disconnected, live_samples
+    from argus_core.request import Sampling
+
+    from .live_publishers import rtmp_args
+
+    args, url = rtmp_args(_with_audio(live_clip, tmp_path), free_port())
+    publishers(args)
+    source = LiveSource(url, stall_s=2.0, open_timeout=10.0)
+    events: list = []
+    offsets: list[int] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        for s in live_samples(source, Sampling(0, 0.5, 0.0, None), stop.is_set, LiveClock(),
+                              lambda ev: events.append(ev) if isinstance(ev, (Connected, Disconnected)) else None,
+                              Backoff(base=0.5, cap=1.0)):
+            offsets.append(s.offset_ms)
+            if len(offsets) == 2:
+                time.sleep(3.5)   # longer than stall_s: the consumer, not the stream, is slow
+            if len(offsets) >= 10:
+                stop.set()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(40)
+    stop.set()
+    assert len(offsets) >= 10, (offsets, events)
+    after = [e for e in events[[type(e) for e in events].index(Connected):] if isinstance(e, Disconnected)]
+    assert not after, after
+    assert_monotonic(offsets)

@@ -151,8 +151,7 @@ def parallel_frames(source: Source, first: OpenedVideo, s: Sampling, convert: Ca
         except BaseException as exc:   # re-raised by the consumer, in order
             out.put(_End(exc))
         finally:
-            if index > 0:
-                openings.give(video)
+            openings.give(video)   # the caller's too: every later chunk seeks
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argus-chunk")
     pending: list[tuple[Future[None], "queue.SimpleQueue[tuple[int, T] | _End]"]] = []

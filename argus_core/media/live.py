@@ -231,15 +231,19 @@ def _one_connection(video: OpenedVideo, s: Sampling, stop: StopCheck, clock: Liv
     clock.frame_s = frame_s
     mode: _Mode0 | _Mode1 = _Mode1(s) if s.mode == 1 else _Mode0(s, clock)
     skip = ""
-    last_video = time.monotonic()
+    last_video = resumed = time.monotonic()
     last_pts: float | None = None
     for packet in video.container.demux():
         if stop():
             return
         now = time.monotonic()
         if packet.stream_index != stream.index:
-            if now - last_video > stall_s:
-                raise Stalled(f"no video for {now - last_video:.1f} s")
+            # silence counts from the last video packet or from when the consumer last let us read again,
+            # whichever is later: the time a caller holds this generator (the engine's decoder waiting on a
+            # full ring) is not the stream's. Counting it made the first audio packet after such a wait a
+            # "stall", and the reconnect lost ``ffmpeg -listen 1`` publishers for good (bench_live, 8 streams).
+            if now - max(last_video, resumed) > stall_s:
+                raise Stalled(f"no video for {now - max(last_video, resumed):.1f} s")
             continue
         last_video = now
         if packet.size == 0:
@@ -281,3 +285,4 @@ def _one_connection(video: OpenedVideo, s: Sampling, stop: StopCheck, clock: Liv
             for item in mode.take(when.offset_ms, frame):
                 on_event(Frame(item.offset_ms, int(round(clock.wall() * 1000)) - item.offset_ms))
                 yield item
+                resumed = time.monotonic()
