@@ -576,6 +576,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--drift-seconds", type=float, default=None)
     ap.add_argument("--stream-seconds", type=float, default=None)
     ap.add_argument("--streams", default="1,2,4,8,16")
+    ap.add_argument("--stream-warm", type=float, default=10.0,
+                    help="seconds before the streams' measured span (start-up backlog: model load, first connects)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--slots", type=int, default=None, help="the engine's ring slots (default: its own rule)")
     ap.add_argument("--downs", default="1,2,3,4,6")
@@ -608,7 +610,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if "drift" in parts:
                     out["drift"] = run_drift(engine, tmp, a.drift_seconds or (120.0 if a.quick else 600.0))
         if "streams" in parts:
-            out["streams"] = run_streams(tmp, a.stream_seconds or (30.0 if a.quick else 60.0), 10.0,
+            out["streams"] = run_streams(tmp, a.stream_seconds or (30.0 if a.quick else 60.0), a.stream_warm,
                                          [int(x) for x in a.streams.split(",")], a.workers, a.slots)
     out["load_end"] = os.getloadavg()
     print(table(out))
