@@ -188,3 +188,21 @@ def test_shots_only_results_do_not_depend_on_the_workers(mixed):
     a2 = run.analyse(str(mixed.path), run.Options(features=False, decode_workers=2))
     assert a1.boundaries == a2.boundaries and a1.shots == a2.shots
     assert a1.cues == a2.cues and a1.sample_ms == a2.sample_ms
+
+
+def test_an_error_in_the_consumer_stops_the_decoding_threads_at_once(mixed, monkeypatch):
+    """The shot detector raising mid-pass: analyse's error comes out with no chunk thread still decoding."""
+    calls = {"n": 0}
+    real = run._Pass.tap_small
+
+    def failing(self, off, rgb):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise RuntimeError("detector broke")
+        return real(self, off, rgb)
+
+    monkeypatch.setattr(run._Pass, "tap_small", failing)
+    with pytest.raises(RuntimeError, match="detector broke") as info:
+        run.analyse(str(mixed.path), run.Options(features=False, decode_workers=2))
+    assert not _chunk_threads()   # while the traceback (and the pass's frame) is still alive
+    assert info.value is not None

@@ -682,17 +682,15 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
     last, pct, n = 0, 0, 0
     if progress is not None:
         progress(Progress(0, 0, 0, dur_ms))
-    workers = decode_workers(opts, src, use_models)
+    chunked = decode_workers(opts, src, use_models)
+    # shots only on several cores: the tap frames only, made small in the decoding threads
+    samples: Any = (parallel_frames(src, video, tap, _small_converter, halt, chunked,
+                                    fast_decode if opts.fast_decode else lambda v: None) if chunked > 1
+                    else sample_frames(video, grid, halt, reopen=src.open, tap=tap if use_models else None))
     try:
-        if workers > 1:   # shots only: the tap frames only, made small in the decoding threads
-            taps: Any = ((off, rgb) for off, rgb in parallel_frames(src, video, tap, _small_converter, halt, workers,
-                                                                     fast_decode if opts.fast_decode else lambda v: None))
-        else:
-            taps = None
-        for s in taps if taps is not None else sample_frames(video, grid, halt, reopen=src.open,
-                                                             tap=tap if use_models else None):
+        for s in samples:
             n += 1
-            if taps is not None:
+            if chunked > 1:
                 last = s[0]
                 st.tap_small(*s)
             else:
@@ -712,6 +710,8 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
         if n == 0:
             raise as_abstract_error(map_av_error(exc)) from None
         log.warning("stream ended with an error after %d frames: %s", n, exc)
+    finally:
+        samples.close()   # decoding threads stop here, not whenever an exception's traceback is let go
     if timed_out[0]:
         raise TimeOut(detail=f"over {limit:.0f} s")
     if stop():
