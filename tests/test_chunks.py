@@ -102,18 +102,28 @@ class CountingSource:
         return 4
 
 
-def _small() -> object:
-    return run._small_converter()
-
-
 def _collect(src, workers, step=0.1, stop=lambda: False):
     first = src.open()
     run.fast_decode(first)   # as the caller does; ``prepare`` repeats it on every opening made inside
     try:
-        return list(parallel_frames(src, first, Sampling(mode=0, interval=step, ss=0.0, t=None), _small, stop,
-                                    workers, run.fast_decode))
+        return list(parallel_frames(src, first, Sampling(mode=0, interval=step, ss=0.0, t=None),
+                                    run._small_converter, stop, workers, run.fast_decode))
     finally:
         first.close()
+
+
+def _offsets_until_error(src, convert, error: type[BaseException], match: str) -> list[int]:
+    """The offsets two workers produce before ``error`` comes out (it must), the caller's opening closed after."""
+    first = src.open()
+    got = []
+    try:
+        with pytest.raises(error, match=match):
+            for off, _ in parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), convert,
+                                          workers=2):
+                got.append(off)
+    finally:
+        first.close()
+    return got
 
 
 def _chunk_threads() -> list[threading.Thread]:
@@ -144,27 +154,14 @@ def test_an_error_comes_out_in_order_after_the_frames_before_it(mixed):
             return conv(s)
         return one
 
-    src = FileSource(str(mixed.path))
-    first = src.open()
-    got = []
-    with pytest.raises(RuntimeError, match="20 s"):
-        for off, _ in parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), failing,
-                                      workers=2):
-            got.append(off)
-    first.close()
+    got = _offsets_until_error(FileSource(str(mixed.path)), failing, RuntimeError, "20 s")
     assert got == list(range(0, 20_000, 100))
     assert not _chunk_threads()
 
 
 def test_a_failed_opening_fails_in_order(mixed):
     src = CountingSource(FileSource(str(mixed.path)), fail_open=2)   # the first extra opening fails
-    first = src.open()
-    got = []
-    with pytest.raises(OSError, match="injected"):
-        for off, _ in parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), _small,
-                                      workers=2):
-            got.append(off)
-    first.close()
+    got = _offsets_until_error(src, run._small_converter, OSError, "injected")
     assert got and got == list(range(0, got[-1] + 100, 100))   # the first chunk's frames, then the error
     assert not _chunk_threads()
 
@@ -172,7 +169,8 @@ def test_a_failed_opening_fails_in_order(mixed):
 def test_closing_early_stops_the_workers_and_closes_their_openings(mixed):
     src = CountingSource(FileSource(str(mixed.path)))
     first = src.open()
-    it = parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), _small, workers=2)
+    it = parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), run._small_converter,
+                         workers=2)
     for _ in range(5):
         next(it)
     it.close()

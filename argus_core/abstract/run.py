@@ -602,9 +602,7 @@ class _Refiner:
             frames = []
             for s in sample_frames(self.video, win, self.halt, frame_threads=False):
                 f = s.frame
-                rgb = self.small.reformat(f, width=SMALL[0], height=SMALL[1], format="rgb24",
-                                          interpolation=Interpolation.BILINEAR).to_ndarray()
-                frames.append((round(f.time * 1000) if f.time is not None else s.offset_ms, rgb))
+                frames.append((round(f.time * 1000) if f.time is not None else s.offset_ms, small_rgb(self.small, f)))
             return refine_cut(b, frames)
         except (ArgusError, av.error.FFmpegError) as exc:   # unrefined beats failing the abstract
             log.warning("cut refinement failed at %d ms: %s", b.time_ms, exc)

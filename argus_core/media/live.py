@@ -242,8 +242,9 @@ def _one_connection(video: OpenedVideo, s: Sampling, stop: StopCheck, clock: Liv
             # whichever is later: the time a caller holds this generator (the engine's decoder waiting on a
             # full ring) is not the stream's. Counting it made the first audio packet after such a wait a
             # "stall", and the reconnect lost ``ffmpeg -listen 1`` publishers for good (bench_live, 8 streams).
-            if now - max(last_video, resumed) > stall_s:
-                raise Stalled(f"no video for {now - max(last_video, resumed):.1f} s")
+            silent = now - max(last_video, resumed)
+            if silent > stall_s:
+                raise Stalled(f"no video for {silent:.1f} s")
             continue
         last_video = now
         if packet.size == 0:
