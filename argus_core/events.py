@@ -70,6 +70,9 @@ class LiveStatus(msgspec.Struct, tag=True):
     reason: str = ""
     #: the job-clock offset of the last frame sent: a job resumed elsewhere passes ``start_ms`` past it
     offset_ms: int | None = None
+    #: that frame's own timestamp in the stream (ms, the encoder's timeline): with ``offset_ms`` it ties job
+    #: offsets to the source's until the next :class:`Discontinuity`
+    source_pts_ms: int | None = None
 
 
 Event = Union[Progress, SegmentClosed, OpFinished, JobFinished, Discontinuity, LiveStatus]

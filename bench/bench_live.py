@@ -154,6 +154,9 @@ class Live:
     pub: PacedPublisher
     url: str
     server: DirServer | None = None
+    #: what the publisher's muxer adds to our pts (s), when the engine's offsets are mapped through the
+    #: ``source_pts_ms`` its LiveStatus reports instead of through markers (HLS: see :func:`paced`)
+    pts_shift: float | None = None
 
     def close(self) -> None:
         self.pub.kill()
@@ -181,7 +184,7 @@ def paced(proto: str, clip: Clip, tmp: Path, marker_every: float, markers: list[
             if pl.is_file() and pl.read_text().count("#EXTINF") >= 3:
                 break
             time.sleep(0.1)
-        return Live(proto, pub, f"http://127.0.0.1:{srv.port}/live.m3u8", srv)
+        return Live(proto, pub, f"http://127.0.0.1:{srv.port}/live.m3u8", srv, hls_shift(d, pub))
     else:
         raise ValueError(proto)
     pub = PacedPublisher(clip, out, log, markers=list(markers), marker_every=marker_every).start()
@@ -189,6 +192,23 @@ def paced(proto: str, clip: Clip, tmp: Path, marker_every: float, markers: list[
     # a `-listen 1` publisher serves one client only
     time.sleep(1.5)
     return Live(proto, pub, url)
+
+
+def hls_shift(d: Path, pub: PacedPublisher) -> float:
+    """What FFmpeg's HLS muxer adds to the pts it is given (1.4 s here: its MPEG-TS muxer's default delay,
+    even with ``-copyts``): the first segment's first packet, in decode order, is the first frame we wrote.
+
+    HLS latency is mapped with this instead of markers: a marker's 8 s pts jump makes the muxer write a 9 s
+    segment, the demuxer then waits that long before its next reload, the segments in between expire, and
+    the engine's first frame after the jump is not the marker's (the old figures, 4.3–4.8 s "steady", were
+    that mismatch)."""
+    import av
+
+    first = sorted(d.glob("live*.ts"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))[0]
+    with av.open(str(first)) as c:
+        s = c.streams.video[0]
+        pkt = next(p for p in c.demux(s) if p.pts is not None)
+        return round(float(pkt.pts * s.time_base) - pub.log.pts_s[0], 4)
 
 
 def live_extra(proto: str) -> dict:
@@ -204,9 +224,13 @@ def segment_latencies(events: list[tuple[float, Any]], live: Live) -> dict[str, 
     skipped = 0
     since_marker = 0
     for i, (t, ev) in enumerate(events):
-        if isinstance(ev, Discontinuity):
+        if isinstance(ev, LiveStatus) and live.pts_shift is not None and fmap is None and \
+                ev.source_pts_ms is not None and ev.offset_ms is not None:
+            fmap = FrameMap(live.pub.log, ev.source_pts_ms / 1000 - live.pts_shift, ev.offset_ms)
+            since_marker = 0
+        elif isinstance(ev, Discontinuity):
             fmap = None
-            if ev.reason == "pts jump":
+            if ev.reason == "pts jump" and live.pts_shift is None:
                 # the marker the engine just saw: the last one published before this event arrived
                 cands = [j for j in jumps if j[1] <= t and t - j[1] < 15.0]
                 if cands:
@@ -273,8 +297,9 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
     res: dict[str, Any] = {}
     for proto in protos:
         # a marker at the first loop boundary (4 s) maps the run early; more every `marker_every` s re-map it
-        # after a reconnect, and give HLS (joined a few segments behind the live edge) one to see
-        live = paced(proto, clip, tmp, marker_every=marker_every if proto != "hls" else 0.0, markers=[4.0])
+        # after a reconnect. HLS has none: it is mapped through the engine's source_pts_ms (see hls_shift)
+        live = paced(proto, clip, tmp, marker_every=marker_every if proto != "hls" else 0.0,
+                     markers=[4.0] if proto != "hls" else [])
         try:
             w = Watch(engine.submit(request(live.url, **live_extra(proto))))
             time.sleep(seconds)

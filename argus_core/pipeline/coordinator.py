@@ -302,7 +302,7 @@ class Coordinator:
             st = self.jobs.get(msg.key)
             if st is not None:
                 st.job.deliver(LiveStatus(st.job.id, msg.connected, msg.reconnects, msg.last_frame_at, msg.lag_ms,
-                                          msg.reason, msg.offset_ms))
+                                          msg.reason, msg.offset_ms, msg.source_pts_ms))
         elif isinstance(msg, DecodeDone):
             d.job = None
             for slot in msg.returned:

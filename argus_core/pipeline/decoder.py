@@ -281,12 +281,12 @@ class Decoder:
         clock = LiveClock(start_ms=plan.start_ms)
         started = time.monotonic()
         state = {"last_frame": started, "count": 0, "why": "", "reconnects": 0, "sent": 0.0,
-                 "connected": False, "at": None, "lag": None, "offset": None}
+                 "connected": False, "at": None, "lag": None, "offset": None, "pts": None}
 
         def status(reason: str = "") -> None:
             state["sent"] = time.monotonic()
             self.chan.send(LiveStatus(key, state["connected"], state["reconnects"], state["at"], state["lag"],
-                                      reason, state["offset"]))
+                                      reason, state["offset"], state["pts"]))
 
         def on_event(ev: livemod.LiveEvent) -> None:
             if isinstance(ev, livemod.Connected):
@@ -335,6 +335,8 @@ class Decoder:
                 self.chan.send(FrameReady(slot, key, state["count"], item.offset_ms))
                 state["count"] += 1
                 state["at"], state["offset"] = time.time(), item.offset_ms
+                pts, tb = item.frame.pts, item.frame.time_base
+                state["pts"] = None if pts is None or tb is None else int(round(float(pts * tb) * 1000))
                 if time.monotonic() - state["sent"] >= 1.0:
                     status()
         except _Exit:

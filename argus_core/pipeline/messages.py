@@ -109,6 +109,7 @@ class LiveStatus(msgspec.Struct, tag=True):
     lag_ms: int | None  #: job clock − the last frame's offset when it was sent
     reason: str = ""  #: why it is not connected
     offset_ms: int | None = None  #: the last frame's offset (a resumed job's clock starts past it)
+    source_pts_ms: int | None = None  #: the last frame's own timestamp in the stream (ms), None without one
 
 
 class LiveBreak(msgspec.Struct, tag=True):
