@@ -185,29 +185,60 @@ def test_backward_pts_jump(engine, tmp_path, live_clip):
     assert pts_break(events)
 
 
+class GrowingPlaylist:
+    """A live HLS playlist written the way an encoder does: one more segment listed every ``every`` s."""
+
+    def __init__(self, path, head: list[str], entries: list[list[str]], listed: int = 2, every: float = 1.0):
+        self.path, self.head, self.entries, self.every = path, head, entries, every
+        self.listed = listed
+        self._halt = threading.Event()
+        self._write()
+        self.thread = threading.Thread(target=self._grow, daemon=True)
+        self.thread.start()
+
+    def _write(self) -> None:
+        lines = self.head + [ln for e in self.entries[:self.listed] for ln in e]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")  # no ENDLIST: a live playlist
+        tmp.replace(self.path)
+
+    def _grow(self) -> None:
+        while self.listed < len(self.entries) and not self._halt.wait(self.every):
+            self.listed += 1
+            self._write()
+
+    def close(self) -> None:
+        self._halt.set()
+        self.thread.join(5)
+
+
 def test_hls_discontinuity(engine, tmp_path, live_clip):
     import subprocess
 
     from .live_publishers import FFMPEG
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
+    head = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
+    entries: list[list[str]] = []
     for part, offset in (("a", 100), ("b", 0)):
         subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(live_clip), "-c", "copy", "-output_ts_offset",
                         str(offset), "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
                         "-hls_segment_filename", str(tmp_path / f"{part}%d.ts"), str(tmp_path / f"{part}.m3u8")],
                        check=True)
-        if part == "b":
-            lines.append("#EXT-X-DISCONTINUITY")
-        entries = [ln for ln in (tmp_path / f"{part}.m3u8").read_text().splitlines()
-                   if ln.startswith("#EXTINF") or ln.endswith(".ts")]
-        # FFmpeg starts a live playlist 3 segments from its end: keep the discontinuity inside those
-        lines += entries if part == "a" else entries[:4]
-    (tmp_path / "live.m3u8").write_text("\n".join(lines) + "\n")  # no ENDLIST: a live playlist
+        lines = (tmp_path / f"{part}.m3u8").read_text().splitlines()
+        for i, ln in enumerate(lines):
+            if ln.endswith(".ts"):
+                entry = [lines[i - 1], ln]
+                if part == "b" and not any(e[-1].startswith("b") for e in entries):
+                    entry.insert(0, "#EXT-X-DISCONTINUITY")
+                entries.append(entry)
+    # the follower joins at the live edge: the playlist grows in real time past the tag, as an encoder's would
+    pl = GrowingPlaylist(tmp_path / "live.m3u8", head, entries)
     srv = DirServer(tmp_path)
     try:
         job = engine.submit(req(f"http://127.0.0.1:{srv.port}/live.m3u8", interval=0.5))
         events = finish(job, events_until(job, lambda evs: pts_break(evs) and any(
             o >= b.offset_ms for o in cut_offsets(evs) for b in breaks(evs))))
     finally:
+        pl.close()
         srv.close()
     assert_monotonic(cut_offsets(events))
     # the jump is seen within the first connection (FFmpeg's wrap correction may turn 100 s → 0 s into a

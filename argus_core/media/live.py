@@ -134,7 +134,7 @@ def live_samples(source: LiveSource, s: Sampling, stop: StopCheck, clock: LiveCl
     connections = 0
     while not stop():
         try:
-            video = source.open()
+            video = source.open(stop)
         except ArgusError as exc:
             delay = backoff.failed(time.monotonic())
             on_event(Disconnected(f"connect failed: {exc.detail or exc.message}", delay))

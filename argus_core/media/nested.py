@@ -92,6 +92,7 @@ class _Body:
 
     def __init__(self, resp: Any, opener: "NestedOpener") -> None:
         self.resp, self.opener = resp, opener
+        self.url: str = resp.geturl()  #: after redirects: what relative URIs inside resolve against
 
     def read(self, n: int = -1) -> bytes:
         data = self.resp.read(n if n and n > 0 else None)

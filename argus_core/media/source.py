@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 import av
 import av.error
 
 from ..errors import ArgusError, CannotOpen, InvalidRequest, OutOfMemory, VideoNotFound
+from . import hls
 from .nested import MAX_DOWNLOAD_OPTION, MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
+
+log = logging.getLogger("argus.source")
 
 # FFmpeg errno values meaning "the source could not be reached" (→ 424).
 _UNREACHABLE = {
@@ -128,6 +132,8 @@ class OpenedVideo:
     container: av.container.InputContainer
     stream: av.video.stream.VideoStream
     duration: float | None  #: seconds; None for live sources and files that do not say
+    #: what feeds the container its bytes when Argus reads the source itself (a live HLS :class:`.hls.Follower`)
+    feed: Any = None
 
     @property
     def width(self) -> int:
@@ -138,7 +144,11 @@ class OpenedVideo:
         return self.stream.codec_context.height
 
     def close(self) -> None:
-        self.container.close()
+        try:
+            self.container.close()
+        finally:
+            if self.feed is not None:
+                self.feed.close()
 
     def __enter__(self) -> "OpenedVideo":
         return self
@@ -376,9 +386,15 @@ class LiveSource:
             out.append((url, options))
         return out
 
-    def open(self) -> OpenedVideo:
+    def open(self, stop: Callable[[], bool] | None = None) -> OpenedVideo:
         """Connect. A pinned URI (:func:`pin_uri`) is dialled at its checked addresses only, one after the
-        other until one answers — FFmpeg never resolves the host name again (issue 12 "SSRF")."""
+        other until one answers — FFmpeg never resolves the host name again (issue 12 "SSRF"). A live HLS
+        playlist is followed by :class:`.hls.Follower` (``stop`` ends its waits) unless it uses what the
+        follower does not read. ``stop``: when the caller wants out (a follower's wait for the next segment)."""
+        if self.is_hls and urlsplit(self.uri).scheme.lower() in ("http", "https"):
+            video = self._open_followed(stop or (lambda: False))
+            if video is not None:
+                return video
         error: ArgusError | None = None
         for url, options in self.attempts():
             try:
@@ -391,10 +407,45 @@ class LiveSource:
         else:
             assert error is not None
             raise error from None
-        stream = first_video_stream(container)
+        return self._video(container)
+
+    @staticmethod
+    def _video(container: av.container.InputContainer, feed: Any = None) -> OpenedVideo:
+        try:
+            stream = first_video_stream(container)
+        except BaseException:
+            if feed is not None:
+                feed.close()
+            raise
         # no frame threads: each would hold a frame back (latency) and a live decoder runs per stream
         stream.thread_type = "SLICE"
-        return OpenedVideo(container, stream, None)
+        return OpenedVideo(container, stream, None, feed)
+
+    def _open_followed(self, stop: Callable[[], bool]) -> OpenedVideo | None:
+        """Open a live HLS source through our own playlist follower (None: leave it to FFmpeg's demuxer)."""
+        opener = NestedOpener(self.uri, self.deadline_s, self.options.get("http_proxy") or None, None)
+        follower = hls.Follower(self.uri, lambda url: opener(url, 0, None), stall_s=self.deadline_s, stop=stop)
+        try:
+            follower.start()
+        except hls.Unsupported as exc:
+            log.info("live HLS %s uses %s: read by FFmpeg's HLS demuxer", self.redacted, exc)
+            return None
+        except Refused as exc:
+            raise VideoNotFound(detail=f"refused: {exc}") from None
+        except OSError as exc:
+            raise VideoNotFound(detail=f"HLS playlist: {exc}") from None
+        except ValueError as exc:
+            raise CannotOpen(detail=f"HLS playlist: {exc}") from None
+        opts = {k: v for k, v in self.ffmpeg_options().items() if k in ("analyzeduration", "probesize")}
+        try:
+            container = av.open(follower, mode="r", format="mpegts", options=opts,
+                                timeout=(self.open_timeout, self.deadline_s))
+        except BaseException as exc:
+            follower.close()
+            if isinstance(exc, Exception):
+                raise map_av_error(exc) from None
+            raise
+        return self._video(container, follower)
 
     def nothing_decodable(self) -> bool:
         """A live source is never judged undecodable by one look: it reconnects instead."""

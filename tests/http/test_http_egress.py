@@ -260,3 +260,38 @@ def test_drop_no_proxy(monkeypatch, env, gone):
     import os
 
     assert (not os.environ.get("no_proxy") and not os.environ.get("NO_PROXY")) is gone
+
+
+def _live_playlist(media: Path, name: str, segment_url: str) -> None:
+    # no ENDLIST: read by Argus's own follower (argus_core/media/hls.py), not FFmpeg's demuxer
+    (media / name).write_text("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+                              f"#EXTINF:2.0,\n{segment_url}\n")
+
+
+def _live_frames(url: str, proxy_url: str | None) -> int:
+    from argus_core.media.source import LiveSource
+
+    options = {"http_proxy": proxy_url} if proxy_url else {}
+    src = LiveSource(url, stall_s=1.5, open_timeout=5, options=options)
+    n = 0
+    try:
+        with src.open() as video:
+            for packet in video.container.demux(video.stream):
+                n += len(video.stream.decode(packet))
+    except (OSError, ArgusError, Exception):  # the playlist stops growing: the follower says so, as a stall
+        pass
+    return n
+
+
+def test_live_hls_playlist_and_segments_go_through_the_proxy(servers, proxy, media):
+    public, inside = servers
+    _live_playlist(media, "live-good.m3u8", public.url + "/seg.ts")
+    _live_playlist(media, "live-bad.m3u8", inside.url + "/seg.ts")
+    # 50 frames in the segment; a live read is never flushed at its end, so the decoder keeps the last two
+    assert _live_frames(public.url + "/live-good.m3u8", proxy.url) >= 48
+    refused = proxy.refused
+    assert _live_frames(public.url + "/live-bad.m3u8", proxy.url) == 0
+    assert inside.hits == [] and proxy.refused > refused
+    # without the proxy the follower would have fetched it: the hole the proxy closes
+    _live_frames(public.url + "/live-bad.m3u8", None)
+    assert inside.hits == ["/seg.ts"]
