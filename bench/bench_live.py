@@ -50,7 +50,7 @@ from typing import Any, Callable
 from argus_core import Engine
 from argus_core.events import Discontinuity, JobFinished, LiveStatus, SegmentClosed
 from bench._live_pub import Clip, FrameMap, PacedPublisher
-from tests.live_publishers import DirServer, Publisher, free_port, http_ts_args, rtmp_args
+from tests.live_publishers import DirServer, Publisher, free_port, http_ts_args, rtmp_args, srt_args
 
 WINDOW_MS = 1000
 #: segments after a marker left out of the "steady" figure: an 8 s pts jump is no real stream's behaviour, and
@@ -172,6 +172,10 @@ def paced(proto: str, clip: Clip, tmp: Path, marker_every: float, markers: list[
     elif proto == "http-ts":
         url = f"http://127.0.0.1:{free_port()}/live.ts"
         out = ["-f", "mpegts", "-listen", "1", url]
+    elif proto == "srt":  # read through the ffmpeg CLI relay where PyAV has no libsrt (media/relay.py)
+        port = free_port()
+        out = ["-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"]
+        url = f"srt://127.0.0.1:{port}?mode=caller"
     elif proto == "hls":
         d = Path(tempfile.mkdtemp(dir=tmp, prefix="hls-"))
         out = ["-f", "hls", "-hls_time", "1", "-hls_list_size", "6", "-hls_flags", "delete_segments",
@@ -307,7 +311,7 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
         finally:
             live.close()
         lat = segment_latencies(events, live)
-        floor = floor_latency(proto, clip, tmp, floor_s) if proto != "hls" and floor_s > 0 else []
+        floor = floor_latency(proto, clip, tmp, floor_s) if proto not in ("hls", "srt") and floor_s > 0 else []
         res[proto] = {"segments": lat["n"], "skipped": lat["skipped"],
                       "window_p50": pct(lat["window"], 50), "window_p95": pct(lat["window"], 95),
                       "window_max": max(lat["window"], default=None),
@@ -326,7 +330,7 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
 
 # -- 2. reconnect and stall --------------------------------------------------------------------------
 def _plain(proto: str, clip: Path, tmp: Path) -> tuple[Publisher, str]:
-    args, url = (rtmp_args if proto == "rtmp" else http_ts_args)(clip, free_port())
+    args, url = {"rtmp": rtmp_args, "srt": srt_args}.get(proto, http_ts_args)(clip, free_port())
     return Publisher(args, tmp / f"plain-{proto}-{time.monotonic_ns()}.log"), url
 
 

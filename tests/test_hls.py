@@ -189,6 +189,23 @@ def test_a_playlist_that_stops_growing_is_a_stall(site):
     assert time.monotonic() - t0 < 3.0
 
 
+def test_a_stall_is_three_target_durations_not_the_callers_whole_bound(site):
+    enc, url = site(every=0.2, stop_after=1)
+    f = hls.Follower(url, fetch, stall_s=30.0).start()
+    assert f.silence_s() == 2.0  # 3 × 0.2 s, but 2 s at least
+    t0 = time.monotonic()
+    with pytest.raises(hls.PlaylistStalled):
+        read_segments(f, 100, limit_s=20)
+    assert time.monotonic() - t0 < 10.0  # far inside the caller's 30 s
+
+
+@pytest.mark.parametrize("target, stall, want", [(1.0, 9.5, 3.0), (6.0, 9.5, 9.5), (0.2, 9.5, 2.0), (1.0, 1.0, 1.0)])
+def test_silence_bound(target, stall, want):
+    f = hls.Follower("http://h/x.m3u8", fetch, stall_s=stall)
+    f._target = target
+    assert f.silence_s() == want
+
+
 def test_stop_ends_a_wait_at_once(site):
     enc, url = site(every=0.2, stop_after=0)
     stopped = threading.Event()

@@ -7,6 +7,7 @@ CLI pushes a looped clip of real photos to it in real time. SRT: the publisher l
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -71,13 +72,15 @@ def test_rtsp_publisher_killed_and_restarted(publishers, live_clip):
 _SRT = None
 
 
-def needs_pyav_srt() -> None:
+def needs_srt() -> None:
+    """SRT is read by PyAV's own FFmpeg when it has libsrt, else relayed by the ffmpeg CLI (media/relay.py)."""
+    from argus_core.media.relay import cli_has_protocol
+
     global _SRT
     if _SRT is None:
-        _SRT = pyav_has_srt()
+        _SRT = pyav_has_srt() or cli_has_protocol("srt")
     if not _SRT:
-        pytest.skip("PyAV's bundled FFmpeg has no srt protocol (built without libsrt); the Debian ffmpeg CLI has "
-                    "it, so these run where PyAV is built against a libsrt FFmpeg")
+        pytest.skip("neither PyAV's FFmpeg nor an ffmpeg CLI on this box has the srt protocol")
 
 
 def _start_listener(pub) -> None:
@@ -86,7 +89,7 @@ def _start_listener(pub) -> None:
 
 
 def test_srt_frames_arrive_on_the_job_clock(publishers, live_clip):
-    needs_pyav_srt()
+    needs_srt()
     args, url = srt_args(live_clip, free_port())
     _start_listener(publishers(args, start=False))
     reader = Reader(LiveSource(url, stall_s=5.0, open_timeout=10.0))
@@ -99,21 +102,23 @@ def test_srt_frames_arrive_on_the_job_clock(publishers, live_clip):
 
 
 def test_srt_publisher_killed_and_restarted(publishers, live_clip):
-    needs_pyav_srt()
+    needs_srt()
     args, url = srt_args(live_clip, free_port())
     _killed_and_restarted(Reader(LiveSource(url, stall_s=3.0, open_timeout=5.0)), publishers(args, start=False),
                           _start_listener)
 
 
-def test_srt_without_the_protocol_is_a_clear_400_not_endless_retries():
-    """Where PyAV's FFmpeg has no srt (the PyPI wheels), an srt:// job fails at once with 400 and a detail that
-    says why, instead of retrying "Protocol not found" until its live.timeout (issue 12)."""
+def test_srt_without_the_protocol_is_a_clear_400_not_endless_retries(monkeypatch, tmp_path):
+    """Where neither PyAV's FFmpeg (the PyPI wheels) nor an ffmpeg CLI has srt, an srt:// job fails at once
+    with 400 and a detail that says why, instead of retrying "Protocol not found" until its live.timeout
+    (issue 12). The CLI is taken away by pointing ARGUS_FFMPEG at an executable that is not ffmpeg."""
     from argus_core import Engine
     from argus_core.errors import InvalidRequest
     from argus_core.media.source import protocol_available, require_protocol
 
     if protocol_available("srt"):
         pytest.skip("this PyAV's FFmpeg has srt: the SRT tests above run instead")
+    monkeypatch.setenv("ARGUS_FFMPEG", "/bin/false")
     with pytest.raises(InvalidRequest) as exc:
         require_protocol(f"srt://127.0.0.1:{free_port()}")
     assert "srt" in exc.value.detail and exc.value.public
@@ -174,3 +179,46 @@ def test_a_consumer_that_holds_the_stream_back_is_not_a_stall(publishers, live_c
     after = [e for e in events[[type(e) for e in events].index(Connected):] if isinstance(e, Disconnected)]
     assert not after, after
     assert_monotonic(offsets)
+
+
+def _relays_of(port: int) -> list[int]:
+    """PIDs of ffmpeg processes still dialling ``port`` (our relays), from /proc."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"ffmpeg") and any(f":{port}?mode=caller".encode() in a for a in cmd):
+                pids.append(int(d))
+    return pids
+
+
+def test_srt_relay_without_a_listener_fails_with_why_and_leaves_nothing():
+    from argus_core.media.relay import CliRelay, RelayFailed, cli_has_protocol
+
+    if not cli_has_protocol("srt"):
+        pytest.skip("no ffmpeg CLI with srt")
+    port = free_port()
+    relay = CliRelay(f"srt://127.0.0.1:{port}?mode=caller&connect_timeout=300", stall_s=2.0, open_timeout=10.0)
+    with pytest.raises(RelayFailed) as exc:
+        relay.start()
+    assert str(exc.value)  # ffmpeg's own last line (connection setup failure), not an empty error
+    assert relay.proc is None and _relays_of(port) == []
+
+
+def test_srt_relay_is_reaped_with_its_connection(publishers, live_clip):
+    needs_srt()
+    args, url = srt_args(live_clip, free_port())
+    _start_listener(publishers(args, start=False))
+    port = int(url.rsplit(":", 1)[1].split("?")[0])
+    reader = Reader(LiveSource(url, stall_s=5.0, open_timeout=10.0))
+    try:
+        reader.wait(lambda: len(reader.offsets) >= 2, what="2 SRT samples")
+    finally:
+        reader.close()
+    deadline = time.monotonic() + 5
+    while _relays_of(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _relays_of(port) == []

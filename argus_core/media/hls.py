@@ -15,7 +15,8 @@ MPEG-TS demuxer as one stream (PyAV reads it as a file object):
   change; one analyser per stream polling a quarter-duration near the due time costs one or two extra
   playlist requests per segment, and it takes the reload wait from up to a segment down to ``step``;
 - a segment's body streams to the demuxer as it arrives;
-- a playlist that brings no new segment for ``stall_s`` raises :class:`PlaylistStalled` (an
+- a playlist that brings no new segment for three target durations (within ``stall_s``,
+  :meth:`Follower.silence_s`) raises :class:`PlaylistStalled` (an
   :class:`OSError`); the live loop reconnects, and the new follower joins the live edge again. A segment
   that fails to download is skipped with a warning (a live stream does not end for one lost segment);
 - a media-sequence reset (encoder restart) joins the new playlist at its edge; segments that expired before
@@ -227,6 +228,15 @@ class Follower:
         self.segments_read = 0
         self.skipped = 0
 
+    def silence_s(self) -> float:
+        """How long the stream may bring nothing before it counts as stalled: three target durations (2 s at
+        least), within the caller's ``stall_s``. A segment is listed every target duration or sooner (RFC 8216
+        §4.3.3.1: EXTINF ≤ TARGETDURATION), so three without one is a dead encoder; with 1-s segments that is
+        seen in 3 s, where the caller's bound for HLS (10 s, for segments seconds long) would take 10."""
+        if self._target <= 0:
+            return self.stall_s
+        return min(self.stall_s, max(2.0, 3.0 * self._target))
+
     # loading ------------------------------------------------------------------------------------------
     def _load(self, url: str) -> MediaPlaylist | list[Variant]:
         body = self.fetch(url)
@@ -291,7 +301,7 @@ class Follower:
                 if self.stop():
                     return None
                 now = self._now()
-                if now - self._progress > self.stall_s:
+                if now - self._progress > self.silence_s():
                     raise PlaylistStalled(f"no new HLS segment for {now - self._progress:.1f} s")
                 if now >= self._due:
                     break

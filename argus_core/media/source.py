@@ -23,7 +23,7 @@ import av
 import av.error
 
 from ..errors import ArgusError, CannotOpen, InvalidRequest, OutOfMemory, VideoNotFound
-from . import hls
+from . import hls, relay
 from .nested import MAX_DOWNLOAD_OPTION, MEDIA_ROOT_OPTION, NestedOpener, Refused, flat_formats, hls_formats, is_hls, protocols_for
 
 log = logging.getLogger("argus.source")
@@ -391,10 +391,13 @@ class LiveSource:
         other until one answers — FFmpeg never resolves the host name again (issue 12 "SSRF"). A live HLS
         playlist is followed by :class:`.hls.Follower` (``stop`` ends its waits) unless it uses what the
         follower does not read. ``stop``: when the caller wants out (a follower's wait for the next segment)."""
-        if self.is_hls and urlsplit(self.uri).scheme.lower() in ("http", "https"):
+        scheme = urlsplit(self.uri).scheme.lower()
+        if self.is_hls and scheme in ("http", "https"):
             video = self._open_followed(stop or (lambda: False))
             if video is not None:
                 return video
+        if scheme in OPTIONAL_SCHEMES and not protocol_available(scheme):
+            return self._open_relayed(stop or (lambda: False))
         error: ArgusError | None = None
         for url, options in self.attempts():
             try:
@@ -421,6 +424,34 @@ class LiveSource:
         stream.thread_type = "SLICE"
         return OpenedVideo(container, stream, None, feed)
 
+    def _open_relayed(self, stop: Callable[[], bool]) -> OpenedVideo:
+        """Open through the ``ffmpeg`` CLI (:class:`.relay.CliRelay`): a protocol PyAV's FFmpeg lacks."""
+        error: ArgusError | None = None
+        for url, _options in self.attempts():
+            feed = relay.CliRelay(url, stall_s=max(0.5, self.deadline_s - relay.DELAY_S),
+                                  open_timeout=self.open_timeout, stop=stop)
+            try:
+                feed.start()
+            except OSError as exc:
+                error = VideoNotFound(detail=f"{self.redacted}: {exc}")
+                continue
+            return self._open_feed(feed)
+        assert error is not None
+        raise error
+
+    def _open_feed(self, feed: Any) -> OpenedVideo:
+        """PyAV's MPEG-TS demuxer over a byte feed of ours (a follower or a relay), which it then owns."""
+        opts = {k: v for k, v in self.ffmpeg_options().items() if k in ("analyzeduration", "probesize")}
+        try:
+            container = av.open(feed, mode="r", format="mpegts", options=opts,
+                                timeout=(self.open_timeout, self.deadline_s))
+        except BaseException as exc:
+            feed.close()
+            if isinstance(exc, Exception):
+                raise map_av_error(exc) from None
+            raise
+        return self._video(container, feed)
+
     def _open_followed(self, stop: Callable[[], bool]) -> OpenedVideo | None:
         """Open a live HLS source through our own playlist follower (None: leave it to FFmpeg's demuxer)."""
         opener = NestedOpener(self.uri, self.deadline_s, self.options.get("http_proxy") or None, None)
@@ -436,16 +467,7 @@ class LiveSource:
             raise VideoNotFound(detail=f"HLS playlist: {exc}") from None
         except ValueError as exc:
             raise CannotOpen(detail=f"HLS playlist: {exc}") from None
-        opts = {k: v for k, v in self.ffmpeg_options().items() if k in ("analyzeduration", "probesize")}
-        try:
-            container = av.open(follower, mode="r", format="mpegts", options=opts,
-                                timeout=(self.open_timeout, self.deadline_s))
-        except BaseException as exc:
-            follower.close()
-            if isinstance(exc, Exception):
-                raise map_av_error(exc) from None
-            raise
-        return self._video(container, follower)
+        return self._open_feed(follower)
 
     def nothing_decodable(self) -> bool:
         """A live source is never judged undecodable by one look: it reconnects instead."""
@@ -475,12 +497,14 @@ def protocol_available(scheme: str) -> bool:
 
 
 def require_protocol(uri: str) -> None:
-    """400 ``invalid parameters`` for a scheme this build of FFmpeg cannot dial, instead of a live job that
-    retries "Protocol not found" until its timeout (issue 12: ``srt://`` with the PyPI PyAV wheels)."""
+    """400 ``invalid parameters`` for a scheme neither PyAV's FFmpeg nor the ``ffmpeg`` CLI can read (the
+    relay, :mod:`.relay`), instead of a live job that retries "Protocol not found" until its timeout
+    (issue 12: ``srt://`` with the PyPI PyAV wheels and no libsrt ``ffmpeg`` on the box)."""
     scheme = urlsplit(uri).scheme.lower()
-    if scheme in OPTIONAL_SCHEMES and not protocol_available(scheme):
-        raise InvalidRequest(detail=f"{scheme}:// is not supported by this build: PyAV's FFmpeg has no "
-                                    f"{scheme} protocol (install PyAV built against an FFmpeg with lib{scheme})",
+    if scheme in OPTIONAL_SCHEMES and not protocol_available(scheme) and not relay.cli_has_protocol(scheme):
+        raise InvalidRequest(detail=f"{scheme}:// is not supported here: PyAV's FFmpeg has no {scheme} protocol "
+                                    f"and no ffmpeg executable with {scheme} was found to relay it (install "
+                                    f"Debian's ffmpeg, or set ARGUS_FFMPEG to one built with lib{scheme})",
                              public=True)
 
 
