@@ -420,6 +420,9 @@ class LiveSource:
             if feed is not None:
                 feed.close()
             raise
+        rate = stream.average_rate or stream.guessed_rate
+        if rate and hasattr(feed, "frame_s"):
+            feed.frame_s = 1.0 / float(rate)  # a relay's silence bound follows the stream's frame rate
         # no frame threads: each would hold a frame back (latency) and a live decoder runs per stream
         stream.thread_type = "SLICE"
         return OpenedVideo(container, stream, None, feed)
