@@ -5,7 +5,8 @@
 
 Parts (``--only``; all by default), each printed as a markdown table and written to ``--json``:
 
-``latency``   segment callback latency per protocol (RTMP, HTTP-TS, HLS): the arrival time of each
+``latency``   segment callback latency per protocol (RTMP, RTSP pushed to the listening engine, HTTP-TS, HLS, SRT):
+              the arrival time of each
               ``SegmentClosed`` event − the publish time of the segment's last frame. The publisher is
               :class:`bench._live_pub.PacedPublisher` (our own real-time writer into ``ffmpeg -c copy``'s stdin, so
               the publish time of every frame is measured, not inferred); a pts jump every ``--marker-every``
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import json
 import math
 import os
@@ -50,7 +52,8 @@ from typing import Any, Callable
 from argus_core import Engine
 from argus_core.events import Discontinuity, JobFinished, LiveStatus, SegmentClosed
 from bench._live_pub import Clip, FrameMap, PacedPublisher
-from tests.live_publishers import DirServer, Publisher, free_port, http_ts_args, rtmp_args, srt_args
+from tests.live_publishers import (DirServer, Publisher, free_port, http_ts_args, rtmp_args, rtsp_push_args, srt_args,
+                                   start_until_running)
 
 WINDOW_MS = 1000
 #: segments after a marker left out of the "steady" figure: an 8 s pts jump is no real stream's behaviour, and
@@ -172,6 +175,10 @@ def paced(proto: str, clip: Clip, tmp: Path, marker_every: float, markers: list[
     elif proto == "http-ts":
         url = f"http://127.0.0.1:{free_port()}/live.ts"
         out = ["-f", "mpegts", "-listen", "1", url]
+    elif proto == "rtsp":  # pushed to the engine listening (FFmpeg's RTSP muxer has no server mode)
+        url = f"rtsp://127.0.0.1:{free_port()}/live"
+        out = ["-f", "rtsp", "-rtsp_transport", "tcp", url]
+        return Live(proto, PacedPublisher(clip, out, log, markers=list(markers), marker_every=marker_every), url)
     elif proto == "srt":  # read through the ffmpeg CLI relay where PyAV has no libsrt (media/relay.py)
         port = free_port()
         out = ["-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"]
@@ -295,8 +302,26 @@ def floor_latency(proto: str, clip: Clip, tmp: Path, seconds: float) -> list[flo
     return out[len(out) // 3:]  # after the start-up burst
 
 
-def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, protos: list[str],
-                floor_s: float = 12.0) -> dict:
+def push_until_running(pub: PacedPublisher, settle: float = 0.7, timeout: float = 20.0) -> None:
+    """Start a publisher that pushes to the listening engine until it stays up (refused while the engine's
+    reader is not yet listening); each try starts a fresh publish log."""
+    from bench._live_pub import PublishLog
+
+    deadline = time.monotonic() + timeout
+    while True:
+        pub.log = PublishLog()
+        pub.error = None
+        pub.start()
+        time.sleep(settle)
+        assert pub.proc is not None
+        if pub.proc.poll() is None:
+            return
+        pub.kill()
+        assert time.monotonic() < deadline, "the RTSP publisher never connected"
+
+
+def run_latency(engines: Callable[[str], Engine], tmp: Path, seconds: float, marker_every: float,
+                protos: list[str], floor_s: float = 12.0) -> dict:
     clip = Clip.load(latency_clip(tmp))
     res: dict[str, Any] = {}
     for proto in protos:
@@ -305,13 +330,15 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
         live = paced(proto, clip, tmp, marker_every=marker_every if proto != "hls" else 0.0,
                      markers=[4.0] if proto != "hls" else [])
         try:
-            w = Watch(engine.submit(request(live.url, **live_extra(proto))))
+            w = Watch(engines(proto).submit(request(live.url, **live_extra(proto))))
+            if proto == "rtsp":
+                push_until_running(live.pub)
             time.sleep(seconds)
             events = w.finish()
         finally:
             live.close()
         lat = segment_latencies(events, live)
-        floor = floor_latency(proto, clip, tmp, floor_s) if proto not in ("hls", "srt") and floor_s > 0 else []
+        floor = floor_latency(proto, clip, tmp, floor_s) if proto not in ("hls", "srt", "rtsp") and floor_s > 0 else []
         res[proto] = {"segments": lat["n"], "skipped": lat["skipped"],
                       "window_p50": pct(lat["window"], 50), "window_p95": pct(lat["window"], 95),
                       "window_max": max(lat["window"], default=None),
@@ -330,11 +357,11 @@ def run_latency(engine: Engine, tmp: Path, seconds: float, marker_every: float, 
 
 # -- 2. reconnect and stall --------------------------------------------------------------------------
 def _plain(proto: str, clip: Path, tmp: Path) -> tuple[Publisher, str]:
-    args, url = {"rtmp": rtmp_args, "srt": srt_args}.get(proto, http_ts_args)(clip, free_port())
+    args, url = {"rtmp": rtmp_args, "srt": srt_args, "rtsp": rtsp_push_args}.get(proto, http_ts_args)(clip, free_port())
     return Publisher(args, tmp / f"plain-{proto}-{time.monotonic_ns()}.log"), url
 
 
-def run_reconnect(engine: Engine, tmp: Path, protos: list[str], downs: list[float]) -> dict:
+def run_reconnect(engines: Callable[[str], Engine], tmp: Path, protos: list[str], downs: list[float]) -> dict:
     from tests.videos import photo_video
 
     clip = photo_video(tmp / "clip.mp4", per_photo=0.8, gop=25, w=320, h=180)
@@ -343,9 +370,13 @@ def run_reconnect(engine: Engine, tmp: Path, protos: list[str], downs: list[floa
         trials = []
         for down in downs:
             pub, url = _plain(proto, clip, tmp)
-            pub.start()
-            time.sleep(0.3)
-            w = Watch(engine.submit(request(url, **live_extra(proto))))
+            push = proto == "rtsp"  # pushed to the listening engine: started (and restarted) once it listens
+            if not push:
+                pub.start()
+                time.sleep(0.3)
+            w = Watch(engines(proto).submit(request(url, **live_extra(proto))))
+            if push:
+                start_until_running(pub)
             try:
                 ok = w.wait_for(lambda t, e: w.cuts() >= 2, 30)
                 if ok is None:
@@ -354,8 +385,8 @@ def run_reconnect(engine: Engine, tmp: Path, protos: list[str], downs: list[floa
                 pub.kill()
                 time.sleep(down)
                 k = len(w.events)
-                pub.start()
-                t_up = time.monotonic()
+                t_up = time.monotonic()  # a pushing publisher is back from its first try on
+                start_until_running(pub, settle=0.2, timeout=30) if push else pub.start()
                 got = w.wait_for(lambda t, e: isinstance(e, Discontinuity) and e.reason == "reconnect", 60, since=k)
                 first = None if got is None else got[0] - t_up
                 # split: waiting for the next reconnect try (backoff) vs opening + probing + the first frame
@@ -374,7 +405,7 @@ def run_reconnect(engine: Engine, tmp: Path, protos: list[str], downs: list[floa
     return res
 
 
-def run_stall(engine: Engine, tmp: Path, protos: list[str], trials: int) -> dict:
+def run_stall(engines: Callable[[str], Engine], tmp: Path, protos: list[str], trials: int) -> dict:
     from tests.videos import photo_video
 
     clip = photo_video(tmp / "clip.mp4", per_photo=0.8, gop=25, w=320, h=180)
@@ -388,10 +419,15 @@ def run_stall(engine: Engine, tmp: Path, protos: list[str], trials: int) -> dict
                 pub, url, close = live.pub.proc, live.url, live.close
             else:
                 p, url = _plain(proto, clip, tmp)
-                p.start()
-                time.sleep(0.3)
-                pub, close = p.proc, p.kill
-            w = Watch(engine.submit(request(url, **live_extra(proto))))
+                if proto != "rtsp":
+                    p.start()
+                    time.sleep(0.3)
+                close = p.kill
+            w = Watch(engines(proto).submit(request(url, **live_extra(proto))))
+            if proto == "rtsp":
+                start_until_running(p)  # pushed to the listening engine
+            if proto != "hls":
+                pub = p.proc
             try:
                 if w.wait_for(lambda t, e: w.cuts() >= 2, 30) is None:
                     out.append({"detected_s": None, "why": "no frames before the fault"})
@@ -600,7 +636,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs (drift over 2 min, extrapolated)")
     ap.add_argument("--only", default="latency,reconnect,stall,drift,streams")
-    ap.add_argument("--protos", default="rtmp,http-ts,hls")
+    ap.add_argument("--protos", default="rtmp,rtsp,http-ts,hls,srt")
     ap.add_argument("--seconds", type=float, default=None, help="latency run per protocol")
     ap.add_argument("--drift-seconds", type=float, default=None)
     ap.add_argument("--stream-seconds", type=float, default=None)
@@ -628,14 +664,26 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-live-") as td:
         tmp = Path(td)
         if {"latency", "reconnect", "stall", "drift"} & set(parts):
-            with Engine(decoders=1, workers=1, ops=["pulp"], source_options=src_opts) as engine:
+            with Engine(decoders=1, workers=1, ops=["pulp"], source_options=src_opts) as engine, \
+                    contextlib.ExitStack() as stack:
+                listening: list[Engine] = []
+
+                def engines(proto: str) -> Engine:
+                    """RTSP is pushed to the engine: its reader listens (``rtsp_flags=listen``, engine-wide)."""
+                    if proto != "rtsp":
+                        return engine
+                    if not listening:
+                        listening.append(stack.enter_context(Engine(
+                            decoders=1, workers=1, ops=["pulp"], source_options={**src_opts, "rtsp_flags": "listen"})))
+                    return listening[0]
+
                 if "latency" in parts:
-                    out["latency"] = run_latency(engine, tmp, seconds, a.marker_every, protos, a.floor_seconds)
+                    out["latency"] = run_latency(engines, tmp, seconds, a.marker_every, protos, a.floor_seconds)
                 if "reconnect" in parts:
-                    out["reconnect"] = run_reconnect(engine, tmp, [p for p in protos if p != "hls"],
+                    out["reconnect"] = run_reconnect(engines, tmp, [p for p in protos if p != "hls"],
                                                      [float(x) for x in a.downs.split(",")])
                 if "stall" in parts:
-                    out["stall"] = run_stall(engine, tmp, protos, 1 if a.quick else 3)
+                    out["stall"] = run_stall(engines, tmp, protos, 1 if a.quick else 3)
                 if "drift" in parts:
                     out["drift"] = run_drift(engine, tmp, a.drift_seconds or (120.0 if a.quick else 600.0))
         if "streams" in parts:

@@ -335,6 +335,15 @@ class LiveSource:
         return max(0.5, self.stall_s - self.DETECT_MARGIN_S)
 
     @property
+    def read_timeout_s(self) -> float:
+        """PyAV's read timeout for this source: :attr:`deadline_s`, halved for RTSP, whose demuxer outlives
+        the first interrupt (a SIGSTOPped publisher was detected after 9.06 s with a 4.5-s read timeout, 5.03 s
+        with 2.5 s — twice the timeout each time; bench/bench_live.py, tests/live_publishers.py's push)."""
+        if urlsplit(self.uri).scheme.lower() in ("rtsp", "rtsps"):
+            return self.deadline_s / 2
+        return self.deadline_s
+
+    @property
     def redacted(self) -> str:
         dial = dial_of(self.uri)
         return redact(dial.urls[0]) + (f" ({dial.host})" if dial.host else "")
@@ -401,7 +410,7 @@ class LiveSource:
         error: ArgusError | None = None
         for url, options in self.attempts():
             try:
-                container = av.open(url, mode="r", timeout=(self.open_timeout, self.deadline_s), options=options)
+                container = av.open(url, mode="r", timeout=(self.open_timeout, self.read_timeout_s), options=options)
                 break
             except ArgusError:
                 raise
