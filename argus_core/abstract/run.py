@@ -510,9 +510,11 @@ class _Pass:
 
 
 def small_rgb(scaler: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
-    """The shot detector's 64×36 RGB copy of a frame."""
+    """The shot detector's 64×36 RGB copy of a frame, each pixel the mean of its 20×20 source block (swscale's
+    AREA: a box filter for the 20× reduction; BILINEAR's triangle spans twice the block and costs 2.4× as
+    much — 0.30 against 0.73 ms a 720p frame, measured on the ``gradual`` benchmark file)."""
     return scaler.reformat(frame, width=SMALL[0], height=SMALL[1], format="rgb24",
-                           interpolation=Interpolation.BILINEAR).to_ndarray()
+                           interpolation=Interpolation.AREA).to_ndarray()
 
 
 def _small_converter() -> Callable[[Sample], np.ndarray]:
