@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from av.video.reformatter import VideoReformatter
 
 from argus_core.abstract import run
 from argus_core.media.chunks import MIN_CHUNK_S, parallel_frames, plan
@@ -44,7 +45,8 @@ def test_plan_partitions_the_grid(length, step):
     windows = plan(0.0, length, step, [], 2)
     assert windows[0][0] == 0.0 and windows[-1][1] == length
     assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
-    assert all(b - a >= MIN_CHUNK_S - 1e-9 for a, b in windows) or len(windows) == 1
+    # at least MIN_CHUNK_S, less the half step a split sits before its grid point
+    assert all(b - a >= MIN_CHUNK_S - step / 2 - 1e-9 for a, b in windows) or len(windows) == 1
     assert all(b - a <= 60.0 + step for a, b in windows)
     for _a, b in windows[:-1]:   # no split on a grid point: no point in two chunks or in none
         k = b / step
@@ -102,12 +104,17 @@ class CountingSource:
         return 4
 
 
+def _small_converter():
+    scaler = VideoReformatter()   # one per chunk: a scaler keeps state and is not shared across threads
+    return lambda sample: run.small_rgb(scaler, sample.frame)
+
+
 def _collect(src, workers, step=0.1, stop=lambda: False):
     first = src.open()
     run.fast_decode(first)   # as the caller does; ``prepare`` repeats it on every opening made inside
     try:
         return list(parallel_frames(src, first, Sampling(mode=0, interval=step, ss=0.0, t=None),
-                                    run._small_converter, stop, workers, run.fast_decode))
+                                    _small_converter, stop, workers, run.fast_decode))
     finally:
         first.close()
 
@@ -146,7 +153,7 @@ def test_same_frames_as_the_sequential_loop(mixed, step):
 
 def test_an_error_comes_out_in_order_after_the_frames_before_it(mixed):
     def failing():
-        conv = run._small_converter()
+        conv = _small_converter()
 
         def one(s: Sample):
             if s.offset_ms == 20_000:
@@ -161,7 +168,7 @@ def test_an_error_comes_out_in_order_after_the_frames_before_it(mixed):
 
 def test_a_failed_opening_fails_in_order(mixed):
     src = CountingSource(FileSource(str(mixed.path)), fail_open=2)   # the first extra opening fails
-    got = _offsets_until_error(src, run._small_converter, OSError, "injected")
+    got = _offsets_until_error(src, _small_converter, OSError, "injected")
     assert got and got == list(range(0, got[-1] + 100, 100))   # the first chunk's frames, then the error
     assert not _chunk_threads()
 
@@ -169,7 +176,7 @@ def test_a_failed_opening_fails_in_order(mixed):
 def test_closing_early_stops_the_workers_and_closes_their_openings(mixed):
     src = CountingSource(FileSource(str(mixed.path)))
     first = src.open()
-    it = parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), run._small_converter,
+    it = parallel_frames(src, first, Sampling(mode=0, interval=0.1, ss=0.0, t=None), _small_converter,
                          workers=2)
     for _ in range(5):
         next(it)

@@ -4,11 +4,12 @@ One call of the sampler's decode loop (:func:`argus_core.media.sampler.frames`) 
 *tap* grid (64×36 frames every ``tap_step_s``, 100 ms) feeds :class:`~.shots.ShotDetector`, the *op* grid
 (every ``op_step_s``, 400 ms — a subset of the tap grid, so it costs no extra decoding, and as long as the
 shortest shot, so every shot holds one) fills a bounded buffer of decoded frames. Each time the detector
-decides a boundary (cuts refined on their window's dense frames, as :func:`~.drive.refine_in` does), the shot
-before it is closed: up to ``frames_per_shot`` of its buffered frames are converted to the models' sizes and
-run through the ops in this process (``image_label`` tags, ``detection`` COCO classes, face detection — and
-gallery names with ``enablePersonName`` — and ``ocr`` lines), then dropped. Memory stays flat in the length:
-the buffer keeps the last few seconds and thins older frames (:func:`~.evidence.thin_keep`).
+decides a boundary (a cut put on its exact frame from the frames of its window: those the loop decoded anyway
+when none is missing, :class:`_Tapper`, else decoded again, :class:`_Refiner`), the shot before it is closed:
+up to ``frames_per_shot`` of its buffered frames are converted to the models' sizes and run through the ops
+in this process (``image_label`` tags, ``detection`` COCO classes, face detection — and gallery names with
+``enablePersonName`` — and ``ocr`` lines), then dropped. Memory stays flat in the length: the buffer keeps
+the last few seconds and thins older frames (:func:`~.evidence.thin_keep`).
 
 After the pass: scenes (:func:`~.scenes.group_scenes` over the shots' colour histograms), clips
 (:func:`~.clips.segment_clips`), programme, and a grounded text per item (:func:`~.text.write_text`). The
@@ -39,6 +40,7 @@ from ..errors import ArgusError, Cancelled, CannotOpen, VideoNotFound
 from ..media.renditions import Converter, Frame, FrameSpec, unique_specs
 from ..ops.image_label import spec_of
 from ..media.chunks import parallel_frames
+from ..media.clock import Clock, ms
 from ..media.sampler import TAP, Sample, frames as sample_frames
 from ..media.source import Source, map_av_error, source_for
 from ..request import OpParams, Sampling
@@ -46,6 +48,7 @@ from .clips import SceneEvidence, programme, segment_clips
 from .drive import SMALL
 from .evidence import Seen, merge, shot_evidence, spread, thin_keep, tokens
 from .scenes import ShotFeatures, group_scenes, shot_histograms
+from .features import Frame as Features, distance, frame_features
 from .shots import Boundary, Params, Shot, ShotDetector, refine_cut, shots_from, smpte
 from .text import Evidence, TextWriter, write_text
 
@@ -431,7 +434,7 @@ class _Pass:
         self.params = Params()
         self.tap_ms = max(1, round(opts.tap_step_s * 1000))
         self.det = ShotDetector(self.tap_ms, self.params)
-        self.small = VideoReformatter()
+        self.dense: dict[int, list[tuple[int, np.ndarray]]] = {}   # candidate cut windows, by their end
         self.buffer: list[tuple[int, av.VideoFrame]] = []
         self.found: list[Boundary] = []
         self.spans: list[_Span] = []
@@ -445,11 +448,12 @@ class _Pass:
         self.refiner = _Refiner(source, fps, halt)
         self.worker = _ModelWorker(models, self.gallery, halt) if have and opts.overlap else None
 
-    def tap(self, off: int, frame: av.VideoFrame) -> None:
-        self.tap_small(off, small_rgb(self.small, frame))
-
-    def tap_small(self, off: int, rgb: np.ndarray) -> None:
-        for b in self.det.feed(off, rgb):
+    def tap_small(self, off: int, tapped: "Tapped") -> None:
+        if tapped.dense is not None:
+            self.dense[off] = tapped.dense
+            for k in [k for k in self.dense if k < off - self.recent_ms]:   # long decided
+                del self.dense[k]
+        for b in self.det.feed(off, tapped.rgb, tapped.features):
             self.boundary(b)
 
     def op_frame(self, off: int, frame: av.VideoFrame) -> None:
@@ -460,7 +464,8 @@ class _Pass:
 
     def boundary(self, b: Boundary) -> None:
         if b.window_ms:
-            b = self.refiner.refine(b)
+            dense = self.dense.pop(b.window_ms[1], None)
+            b = refine_cut(b, dense) if dense is not None else self.refiner.refine(b)
         self.found.append(b)
         if b.time_ms - self.open_ms >= self.params.min_shot_ms and b.time_ms >= self.params.min_shot_ms:
             self.close(b.time_ms)
@@ -517,9 +522,74 @@ def small_rgb(scaler: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
                            interpolation=Interpolation.AREA).to_ndarray()
 
 
-def _small_converter() -> Callable[[Sample], np.ndarray]:
-    scaler = VideoReformatter()   # one per chunk: a scaler keeps state and is not shared across threads
-    return lambda sample: small_rgb(scaler, sample.frame)
+#: at most this many decoded frames are held between two taps (a 100-ms tap of 25-fps video holds 2–3);
+#: a window with more cannot be complete, and its cut is refined by decoding
+HOLD_BETWEEN = 12
+
+
+def consecutive(pts: Sequence[int], step: int) -> bool:
+    """Whether frames at ``pts`` (increasing) follow one another with none between: each gap is one frame
+    duration ``step`` (in time-base ticks, within a tick). Pure."""
+    return step > 0 and len(pts) >= 2 and all(abs(b - a - step) <= 1 for a, b in zip(pts, pts[1:]))
+
+
+class Tapped(msgspec.Struct):
+    """A tap frame as a decoding thread hands it to the shot detector: its 64×36 RGB copy, its features,
+    and — where the picture jumped from the previous tap as much as a cut needs — the ``(offset_ms, rgb)``
+    frames of that window, both taps included (None otherwise)."""
+
+    rgb: Any
+    features: Any
+    dense: list[tuple[int, Any]] | None = None
+
+
+class _Tapper:
+    """The tap frames of one decoding thread, small, with their features; and for a window between two taps
+    where the picture jumps at least a cut's threshold (:attr:`~.shots.Params.cut`: every window the detector
+    may call a cut, and few others), every frame of it, so that the cut is put on its exact frame from frames
+    this pass decoded anyway (:func:`~.shots.refine_cut`) instead of by seeking back and decoding its GOP
+    again (46–100 ms of CPU a cut on the 720p benchmark files).
+
+    Those are the frames the loop decoded between the taps (:data:`~argus_core.media.sampler.Observer`:
+    reference frames, and non-reference ones some target showed). A window counts only when they follow
+    one another with none skipped — a constant-rate stream, every gap one frame; otherwise its cut is
+    refined by decoding, as before."""
+
+    def __init__(self, clock: Clock, step_ticks: int, params: Params) -> None:
+        self.clock, self.step, self.p = clock, step_ticks, params
+        self.scaler = VideoReformatter()   # one per thread: a scaler keeps state and is not shared
+        self.held: list[av.VideoFrame] = []
+        self.prev: tuple[int, int, np.ndarray, Features] | None = None   # pts, ms, rgb, features
+
+    @staticmethod
+    def for_video(video: Any, params: Params) -> "_Tapper":
+        st = video.stream
+        rate, tb = st.average_rate, st.time_base
+        # a declared constant rate only: in a variable-rate stream one frame's gap says nothing of the next
+        step = round(1 / (rate * tb)) if rate and tb and st.base_rate == rate else 0
+        return _Tapper(Clock(st), step, params)
+
+    def observe(self, t: float, frame: av.VideoFrame) -> None:
+        if self.step and frame.pts is not None:
+            self.held.append(frame)
+            if len(self.held) > HOLD_BETWEEN:
+                del self.held[0]
+
+    def __call__(self, sample: Sample) -> Tapped:
+        f = sample.frame
+        rgb = small_rgb(self.scaler, f)
+        feats = frame_features(rgb, self.p.black_luma)
+        at = ms(self.clock.seconds(f))   # the frame's own time: its grid point may lie a hair after it
+        dense = None
+        p = self.prev
+        if p is not None and f.pts is not None and f.pts > p[0] and distance(p[3], feats) >= self.p.cut:
+            between = [h for h in self.held if p[0] < h.pts < f.pts]
+            if consecutive([p[0], *(h.pts for h in between), f.pts], self.step):
+                dense = [(p[1], p[2]), *((ms(self.clock.seconds(h)), small_rgb(self.scaler, h)) for h in between),
+                         (at, rgb)]
+        self.held = [h for h in self.held if f.pts is not None and h.pts > f.pts]   # the next window's
+        self.prev = (f.pts, at, rgb, feats) if f.pts is not None else None
+        return Tapped(rgb, feats, dense)
 
 
 def decode_workers(opts: Options, source: Source, use_models: bool) -> int:
@@ -574,8 +644,10 @@ class _ModelWorker:
 
 
 class _Refiner:
-    """Cuts moved to their exact frame (as :func:`~.drive.refine_in` does: the frames of the cut's window at
-    the frame interval, read at their own pts, into :func:`~.shots.refine_cut`), over ONE second opening of
+    """Cuts whose window the pass did not decode whole (:class:`_Tapper`: a skipped non-reference frame, a
+    variable frame rate, the first window of a chunk) moved to their exact frame (as :func:`~.drive.refine_in`
+    does: the frames of the cut's window at the frame interval, read at their own pts — from the stream's
+    start, MPEG-TS starts near 1.4 s — into :func:`~.shots.refine_cut`), over ONE second opening of
     the source kept for the whole pass (no re-open and re-probe per cut; one connection for a URL), decoded
     without the loop filter: only 64×36 copies are made of these frames, and which frame is shown when does
     not depend on deblocking."""
@@ -601,10 +673,9 @@ class _Refiner:
                 return self.refine(b)
             self.used = True
             win = Sampling(mode=0, interval=interval, ss=ss, t=hi / 1000.0 - ss + interval / 2)
-            frames = []
-            for s in sample_frames(self.video, win, self.halt, frame_threads=False):
-                f = s.frame
-                frames.append((round(f.time * 1000) if f.time is not None else s.offset_ms, small_rgb(self.small, f)))
+            clock = Clock(self.video.stream)   # the frames' own times, from the stream's start
+            frames = [(ms(clock.seconds(s.frame)), small_rgb(self.small, s.frame))
+                      for s in sample_frames(self.video, win, self.halt, frame_threads=False)]
             return refine_cut(b, frames)
         except (ArgusError, av.error.FFmpegError) as exc:   # unrefined beats failing the abstract
             log.warning("cut refinement failed at %d ms: %s", b.time_ms, exc)
@@ -684,9 +755,14 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
         progress(Progress(0, 0, 0, dur_ms))
     chunked = decode_workers(opts, src, use_models)
     # shots only on several cores: the tap frames only, made small in the decoding threads
-    samples: Any = (parallel_frames(src, video, tap, _small_converter, halt, chunked,
+    def tapper() -> _Tapper:
+        return _Tapper.for_video(video, st.params)
+
+    one = tapper()
+    samples: Any = (parallel_frames(src, video, tap, tapper, halt, chunked,
                                     fast_decode if opts.fast_decode else lambda v: None) if chunked > 1
-                    else sample_frames(video, grid, halt, reopen=src.open, tap=tap if use_models else None))
+                    else sample_frames(video, grid, halt, reopen=src.open, tap=tap if use_models else None,
+                                       observe=one.observe))
     try:
         for s in samples:
             n += 1
@@ -695,7 +771,7 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
                 st.tap_small(*s)
             else:
                 if s.wanted & TAP or not use_models:
-                    st.tap(s.offset_ms, s.frame)
+                    st.tap_small(s.offset_ms, one(s))
                 if use_models and s.wanted & 1:
                     st.op_frame(s.offset_ms, s.frame)
                 last = s.offset_ms

@@ -122,11 +122,13 @@ class ShotDetector:
         self.histograms: list[np.ndarray] = []
 
     # -- input ------------------------------------------------------------------------------------
-    def feed(self, offset_ms: int, rgb: np.ndarray) -> list[Boundary]:
+    def feed(self, offset_ms: int, rgb: np.ndarray, features: Frame | None = None) -> list[Boundary]:
+        """One tap frame; ``features``: its :func:`~.features.frame_features` (with this detector's
+        ``black_luma``) where the caller made them already, in a decoding thread."""
         i = self._n
         if i and offset_ms <= self._t[i - 1]:
             raise ValueError("offsets must increase")
-        f = frame_features(rgb, self.p.black_luma)
+        f = features if features is not None else frame_features(rgb, self.p.black_luma)
         self._frames[i], self._t[i] = f, int(offset_ms)
         if i:
             self._d[i] = distance(self._frames[i - 1], f)

@@ -43,6 +43,10 @@ from .source import OpenedVideo, Source, map_av_error, source_for
 log = logging.getLogger("argus.sampler")
 
 StopCheck = Callable[[], bool]
+#: shown every frame the mode-0 loop decodes, in display order, with its time (s from the start): the
+#: frames between two targets that were decoded anyway (reference frames, mostly), for a consumer that can
+#: use them (the shot detector's cut refinement, issue 11). It must not keep them beyond a few frames.
+Observer = Callable[[float, av.VideoFrame], None]
 #: seek forward only past this many frames (cheaper to decode through fewer)
 SEEK_MIN_FRAMES = 12
 #: packets decode_needed holds at most while it cannot yet tell whether their frame is shown
@@ -352,9 +356,10 @@ class _Cursor:
     """Where mode-0 decoding stands: the last frame at or before the current target (``prev``), the first
     after it (``ahead``), and what has been learned about keyframe spacing on the way."""
 
-    def __init__(self, video: OpenedVideo, clock: Clock, targets: Targets, keys: list[float]) -> None:
+    def __init__(self, video: OpenedVideo, clock: Clock, targets: Targets, keys: list[float],
+                 observe: Observer | None = None) -> None:
         self.container, self.stream = video.container, video.stream
-        self.clock, self.targets, self.keys = clock, targets, keys
+        self.clock, self.targets, self.keys, self.observe = clock, targets, keys, observe
         self.min_skip = SEEK_MIN_FRAMES * clock.frame_dur
         self.decoder: Iterator[av.VideoFrame] | None = None
         self.prev: tuple[float, av.VideoFrame] | None = None
@@ -414,6 +419,8 @@ class _Cursor:
                 log.warning("skipping undecodable data: %s", exc)
                 continue
             t = self.clock.seconds(frame)
+            if self.observe is not None:
+                self.observe(t, frame)
             if frame.key_frame:
                 self.learn_keyframe(t, first, landed_before, target)
             first = False
@@ -441,6 +448,7 @@ def iter_targets(
     stop: StopCheck = lambda: False,
     frame_threads: bool | None = None,
     interval: float | None = None,
+    observe: Observer | None = None,
 ) -> Iterator[Sample]:
     """For each target, the frame shown at that time (mode 0 and explicit offsets).
 
@@ -453,7 +461,7 @@ def iter_targets(
         frame_threads = interval is None or frame_threads_for_file(keys, interval)
     if frame_threads:
         video.stream.thread_type = "AUTO"
-    cursor = _Cursor(video, clock, targets, keys)
+    cursor = _Cursor(video, clock, targets, keys, observe)
     for offset_ms, target, who in targets:
         if stop():
             return
@@ -474,10 +482,11 @@ def iter_interval(
     frame_threads: bool | None = None,
     tap: Sampling | None = None,
     neighbours_ms: int = 0,
+    observe: Observer | None = None,
 ) -> Iterator[Sample]:
     """Mode 0: for each grid target, the frame shown at that time; with ``tap``, the frames of a second
     grid too; with ``neighbours_ms``, the frames that far before and after each grid target (each
-    :class:`Sample` says who wanted it)."""
+    :class:`Sample` says who wanted it); ``observe`` is shown every decoded frame."""
     targets: Targets = Grid(s, video.duration, max_frames)
     interval = s.interval
     if neighbours_ms:
@@ -486,7 +495,7 @@ def iter_interval(
     if tap is not None:
         targets = Union(targets, Grid(tap, video.duration, who=TAP))
         interval = min(interval, tap.interval)
-    return iter_targets(video, targets, stop, frame_threads, interval)
+    return iter_targets(video, targets, stop, frame_threads, interval, observe)
 
 
 def _seek_before(
@@ -659,7 +668,7 @@ def _exact_frames(video: OpenedVideo, targets: list[float], stop: StopCheck) -> 
 def frames(
     video: OpenedVideo, s: Sampling, stop: StopCheck = lambda: False, *, max_frames: int = 0,
     frame_threads: bool | None = None, reopen: Callable[[], OpenedVideo] | None = None,
-    tap: Sampling | None = None, neighbours_ms: int = 0,
+    tap: Sampling | None = None, neighbours_ms: int = 0, observe: Observer | None = None,
 ) -> Iterator[Sample]:
     """The frames a plan asks for from an opened video (mode 0 grid ∪ ``tap`` ∪ the grid's ±``neighbours_ms``
     frames, or mode 1 keyframes, which have no neighbours).
@@ -669,10 +678,11 @@ def frames(
     H.264 over HTTP in keyframe mode ran to 14,069 frames before this cap, issue 10)."""
     s = bounded(s)
     if s.mode == 1:
-        if tap is not None:
-            raise ValueError("a frame tap needs mode-0 sampling")
+        if tap is not None or observe is not None:
+            raise ValueError("a frame tap or an observer needs mode-0 sampling")
         return _capped(iter_keyframes(video, s, stop, reopen), max_frames)
-    return _capped(iter_interval(video, s, stop, max_frames, frame_threads, tap, neighbours_ms), max_frames)
+    return _capped(iter_interval(video, s, stop, max_frames, frame_threads, tap, neighbours_ms, observe),
+                   max_frames)
 
 
 def _capped(samples: Iterator[Sample], max_frames: int) -> Iterator[Sample]:
