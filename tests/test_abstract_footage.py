@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from argus_core.abstract import run
 from argus_core.abstract.drive import detect_shots
 from argus_core.abstract.scenes import ShotFeatures, group_scenes, shot_histograms
 from tests import abstract_media as am
@@ -27,11 +28,19 @@ def sets():
     return [_built(am.build_mixed), _built(am.build_gradual)]
 
 
+def _shots(how: str, path: str, step: float):
+    if how == "two-pass":
+        return detect_shots(path, step)
+    # the abstracts' one pass (shots only: the tap in chunks on every core, cuts refined from the pass)
+    return run.analyse(path, run.Options(features=False, tap_step_s=step))
+
+
+@pytest.mark.parametrize("how", ["one-pass", "two-pass"])
 @pytest.mark.parametrize("step", [0.1, 0.2])
-def test_f1_types_and_exact_cuts(sets, step):
+def test_f1_types_and_exact_cuts(sets, step, how):
     tp = fp = fn = 0
     for b in sets:
-        r = detect_shots(str(b.path), step)
+        r = _shots(how, str(b.path), step)
         found = [(x.start_ms / 1000, x.end_ms / 1000) for x in r.boundaries]
         m = am.match(found, b.truth)
         tp, fp, fn = tp + m[0], fp + m[1], fn + m[2]
@@ -45,11 +54,12 @@ def test_f1_types_and_exact_cuts(sets, step):
     assert am.f1(tp, fp, fn) >= 0.95, (tp, fp, fn)
 
 
-def test_beats_pyscenedetect_adaptive(sets):
+@pytest.mark.parametrize("how", ["one-pass", "two-pass"])
+def test_beats_pyscenedetect_adaptive(sets, how):
     pytest.importorskip("scenedetect")
     ours = theirs = [0, 0, 0]
     for b in sets:
-        r = detect_shots(str(b.path), 0.1)
+        r = _shots(how, str(b.path), 0.1)
         o = am.match([(x.start_ms / 1000, x.end_ms / 1000) for x in r.boundaries], b.truth)
         t = am.match([(c, c) for c in am.pyscenedetect_cuts(b.path)], b.truth)
         ours = [p + q for p, q in zip(ours, o)]
