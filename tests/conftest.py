@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,11 @@ def _make(root: Path, name: str) -> Path:
         return videos.numbered_video(p, 20, fps=25, gop=250)
     if name == "num10_bf3":  # x264's B-pyramid: some B-frames are references, others not
         return videos.numbered_video(p, 10, fps=25, gop=50, bframes=3)
+    if name == "num10_bf3_trim":  # cut with -c copy: the edit list hides the first 1.3 s of samples
+        src = _make(root, "num10_bf3")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1.3", "-i", str(src), "-c", "copy", str(p)],
+                       check=True)
+        return p
     if name == "num10_bf0":
         return videos.numbered_video(p, 10, fps=25, gop=25, bframes=0)
     if name == "num10_ts":  # MPEG-TS: no index, timestamps only on the packets

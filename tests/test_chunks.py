@@ -33,6 +33,8 @@ from tests.data import DataUnavailable
     (0.0, 40.0, 0.1, [0.0, 7.03, 12.0, 19.5, 27.81, 35.0], 2,
      [(0.0, 7.05), (7.05, 19.45), (19.45, 27.85), (27.85, 40.0)]),
     (5.0, 25.0, 0.2, [], 2, [(5.0, 9.9), (9.9, 14.9), (14.9, 19.9), (19.9, 25.0)]),   # a later window
+    (0.0, 31.2, 8.5, [], 4, [(0.0, 4.25), (4.25, 12.75), (12.75, 21.25), (21.25, 31.2)]),   # a step over 8 s:
+    # half a step of slack would exceed the minimum chunk and allow an empty one
 ])
 def test_plan(start, end, step, keys, workers, want):
     got = plan(start, end, step, keys, workers)

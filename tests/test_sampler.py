@@ -38,7 +38,7 @@ def test_keyframe_offsets_are_keyframe_pts(vids, name):
         assert index == round(offset * fps / 1000)
 
 
-@pytest.mark.parametrize("name", ["num10_gop25", "num10_bf3", "num30_gop300"])
+@pytest.mark.parametrize("name", ["num10_gop25", "num10_bf3", "num30_gop300", "num10_bf3_trim"])
 def test_index_keyframe_times_are_presentation_times(vids, name):
     # MP4 indexes decode times, a reorder delay ahead of the pictures: a split or seek planned from them
     # lands one GOP early (the chunked decoder paid 35 ms of CPU a chunk for it)

@@ -35,8 +35,8 @@ class ShotResult(msgspec.Struct):
     histograms: list[list[float]] = []
 
 
-def video_rate(uri: str, timeout: float = 30.0) -> tuple[float, float | None]:
-    """(frames per second, duration in s or None) of ``uri``'s video stream."""
+def video_rate(uri: str, timeout: float = 30.0) -> tuple[float, float | None, float]:
+    """(frames per second, duration in s or None, the stream's start in s) of ``uri``'s video stream."""
     container, stream = open_video(uri, timeout)
     try:
         rate = stream.average_rate or stream.guessed_rate or 25
@@ -45,7 +45,8 @@ def video_rate(uri: str, timeout: float = 30.0) -> tuple[float, float | None]:
             dur = float(stream.duration * stream.time_base)
         elif container.duration:
             dur = container.duration / 1e6
-        return float(rate), dur
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        return float(rate), dur, start
     finally:
         container.close()
 
@@ -62,7 +63,7 @@ def detect_shots(uri: str, step_s: float = 0.1, ss: float = 0.0, t: float | None
 
     Raises the sampler's documented :class:`~argus_core.errors.ArgusError` for unreachable or undecodable
     sources."""
-    fps, duration = video_rate(uri, timeout)
+    fps, duration, start_s = video_rate(uri, timeout)
     step_ms = max(1, round(step_s * 1000))
     det = ShotDetector(step_ms, params)
     found: list[Boundary] = []
@@ -75,7 +76,7 @@ def detect_shots(uri: str, step_s: float = 0.1, ss: float = 0.0, t: float | None
     end_ms = int(round((ss + t) * 1000)) if t else (int(round(duration * 1000)) if duration else last + step_ms)
     found += det.finish(end_ms)
     if refine:
-        found = [refine_in(uri, b, fps, size, stop, timeout) if b.window_ms else b for b in found]
+        found = [refine_in(uri, b, fps, size, stop, timeout, start_s) if b.window_ms else b for b in found]
     frame_ms = 1000.0 / fps
     start_ms = int(round(ss * 1000))
     shots = shots_from(found, end_ms, frame_ms, det.p.min_shot_ms)
@@ -86,8 +87,9 @@ def detect_shots(uri: str, step_s: float = 0.1, ss: float = 0.0, t: float | None
 
 
 def refine_in(uri: str, b: Boundary, fps: float, size: tuple[int, int] = SMALL,
-              stop: Callable[[], bool] = lambda: False, timeout: float = 30.0) -> Boundary:
-    """``b`` refined on the frames of its window, decoded at the frame interval."""
+              stop: Callable[[], bool] = lambda: False, timeout: float = 30.0, start_s: float = 0.0) -> Boundary:
+    """``b`` refined on the frames of its window, decoded at the frame interval; ``start_s``: the stream's
+    start (MPEG-TS near 1.4 s), which offsets count from (CONTRACT §2)."""
     assert b.window_ms is not None
     lo, hi = b.window_ms
     interval = 1.0 / fps
@@ -96,6 +98,6 @@ def refine_in(uri: str, b: Boundary, fps: float, size: tuple[int, int] = SMALL,
     win = Sampling(mode=0, interval=interval, ss=ss, t=hi / 1000.0 - ss + interval / 2)
     # the frame's own time, not the grid's: k/fps in floating point may fall a hair before a frame's pts,
     # and the sampler then (rightly) names the frame before it (Megamind.avi: 98/23.976 s, one frame early)
-    frames = [(round(f.time * 1000) if f.time is not None else off, small_rgb(f, size))
+    frames = [(round((f.time - start_s) * 1000) if f.time is not None else off, small_rgb(f, size))
               for off, f in sample(uri, win, stop, timeout=timeout)]
     return refine_cut(b, frames)

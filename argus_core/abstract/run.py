@@ -24,6 +24,7 @@ request ends decoding at the next frame and raises :class:`~argus_core.errors.Ca
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -529,8 +530,10 @@ HOLD_BETWEEN = 12
 
 def consecutive(pts: Sequence[int], step: int) -> bool:
     """Whether frames at ``pts`` (increasing) follow one another with none between: each gap is one frame
-    duration ``step`` (in time-base ticks, within a tick). Pure."""
-    return step > 0 and len(pts) >= 2 and all(abs(b - a - step) <= 1 for a, b in zip(pts, pts[1:]))
+    duration ``step`` (in time-base ticks; within a tick of rounding where a frame lasts more than one — in
+    AVI, or MP4 with a time base of 1/fps, a frame is one tick and a gap of 2 is a skipped frame). Pure."""
+    slack = min(1, step // 2)
+    return step > 0 and len(pts) >= 2 and all(abs(b - a - step) <= slack for a, b in zip(pts, pts[1:]))
 
 
 class Tapped(msgspec.Struct):
@@ -555,24 +558,27 @@ class _Tapper:
     one another with none skipped — a constant-rate stream, every gap one frame; otherwise its cut is
     refined by decoding, as before."""
 
-    def __init__(self, clock: Clock, step_ticks: int, params: Params) -> None:
-        self.clock, self.step, self.p = clock, step_ticks, params
+    def __init__(self, clock: Clock, step_ticks: int, params: Params, hold: int = HOLD_BETWEEN) -> None:
+        self.clock, self.step, self.p, self.hold = clock, step_ticks, params, hold
         self.scaler = VideoReformatter()   # one per thread: a scaler keeps state and is not shared
         self.held: list[av.VideoFrame] = []
         self.prev: tuple[int, int, np.ndarray, Features] | None = None   # pts, ms, rgb, features
 
     @staticmethod
-    def for_video(video: Any, params: Params) -> "_Tapper":
+    def for_video(video: Any, params: Params, tap_s: float) -> "_Tapper":
         st = video.stream
         rate, tb = st.average_rate, st.time_base
         # a declared constant rate only: in a variable-rate stream one frame's gap says nothing of the next
         step = round(1 / (rate * tb)) if rate and tb and st.base_rate == rate else 0
-        return _Tapper(Clock(st), step, params)
+        # the frames between two taps and the one after: no more is ever of use (a decoded 4K frame is 12 MB)
+        hold = min(HOLD_BETWEEN, math.ceil(tap_s * float(rate)) + 2) if step else 0
+        return _Tapper(Clock(st), step, params, hold)
 
     def observe(self, t: float, frame: av.VideoFrame) -> None:
         if self.step and frame.pts is not None:
             self.held.append(frame)
-            if len(self.held) > HOLD_BETWEEN:
+            # before the first tap (a chunk's or a seek's pre-roll) only the last one can follow a tap
+            if len(self.held) > (self.hold if self.prev is not None else 1):
                 del self.held[0]
 
     def __call__(self, sample: Sample) -> Tapped:
@@ -756,7 +762,7 @@ def _run_pass(st: "_Pass", video: Any, src: Source, opts: Options, grid: Samplin
     chunked = decode_workers(opts, src, use_models)
     # shots only on several cores: the tap frames only, made small in the decoding threads
     def tapper() -> _Tapper:
-        return _Tapper.for_video(video, st.params)
+        return _Tapper.for_video(video, st.params, tap.interval)
 
     one = tapper()
     samples: Any = (parallel_frames(src, video, tap, tapper, halt, chunked,

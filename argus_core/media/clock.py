@@ -57,14 +57,19 @@ def keyframe_times(stream: av.video.stream.VideoStream, clock: Clock) -> list[fl
     B-frames: the keyframe shown at 9.12 s is indexed at 9.04 s). Taken as they are, a chunk split or a seek
     just after 9.04 s lands on the keyframe before (the frame shown there is still the previous GOP's) and
     decodes a whole GOP twice — 35 ms of CPU per chunk on the 720p benchmark file. The delay is where the
-    index starts before the stream's first picture (0 for indexes of presentation times, e.g. Matroska's)."""
+    index starts before the stream's first picture (0 for indexes of presentation times, e.g. Matroska's),
+    at most the codec's reorder depth in frames: an MP4 cut with ``-ss … -c copy`` starts its index at the
+    samples its edit list hides (1.4 s before the first picture, where the delay is 80 ms).
+    Keyframes of an open GOP are still listed early by their leading B-frames (as before: a seek lands one
+    GOP early, and the frames are right)."""
     try:
         stamps = [e.timestamp for e in stream.index_entries if e.is_keyframe]
+        depth = int(stream.codec_context.reorder_depth or 0)
     except Exception:  # pragma: no cover - formats without an index
         return []
     if not stamps:
         return []
-    delay = max(0, clock.start - min(stamps))
+    delay = min(max(0, clock.start - min(stamps)), round(depth * clock.frame_dur / clock.tb))
     return sorted(float((t + delay - clock.start) * clock.tb) for t in stamps)
 
 
