@@ -172,6 +172,22 @@ class Source(Protocol):
         ...
 
 
+def load_index(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
+    """Have the whole keyframe index read at open.
+
+    Matroska and WebM read their Cues (the index) only at the first seek, so right after opening the index
+    lists the first keyframe alone, and the sampler, which plans its seeks from it
+    (:func:`~.clock.keyframe_times`), never seeks. Sampling a 31-s 720p MKV every 5 s decoded the whole file
+    (1.05 s of CPU, the same pictures in MP4 0.20 s). One seek to the start reads them (0.1 ms locally; over
+    HTTP one range request for the Cues, as any player makes)."""
+    if "matroska" not in (container.format.name or "") or len(stream.index_entries) > 1:
+        return
+    try:
+        container.seek(stream.start_time or 0, stream=stream, backward=True)
+    except av.error.FFmpegError:   # not seekable: decoding on from the start is all there is
+        pass
+
+
 @dataclass
 class FileSource:
     """A finite video: a local file or an http(s) URL. ``options``: extra FFmpeg options for network
@@ -184,6 +200,7 @@ class FileSource:
 
     def open(self) -> OpenedVideo:
         container, stream = open_video(self.uri, self.timeout, self.options or None)
+        load_index(container, stream)
         return OpenedVideo(container, stream, duration_of(container, stream))
 
     def openings(self) -> int:
