@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -150,6 +151,21 @@ def video(res: str = "1080p", gop: int = 250, seconds: float = 60, preset: str =
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
+
+
+def remuxed(src: Path, ext: str) -> Path:
+    """``src``'s packets in another container (``-c copy``), cached beside it."""
+    path = src.with_suffix(f".{ext}")
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(suffix=f".{ext}", dir=cache_dir(), prefix=".tmp-")
+        os.close(fd)
+        try:
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c", "copy", tmp], check=True)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return path
 
 

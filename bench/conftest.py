@@ -78,6 +78,11 @@ def v1080_g25() -> Path:
 
 
 @pytest.fixture(scope="session")
+def v1080_g25_mkv(v1080_g25) -> Path:
+    return _media.remuxed(v1080_g25, "mkv")
+
+
+@pytest.fixture(scope="session")
 def v720_g25() -> Path:
     return _media.video("720p", 25, 60)
 
