@@ -15,6 +15,19 @@ from . import videos
 
 
 @pytest.fixture(scope="session")
+def mixed():
+    """The constructed shot set (tests/abstract_media.py: real footage joined by cuts, transitions and
+    flashes; truth by construction), built once per cache."""
+    from . import abstract_media as am
+    from .data import DataUnavailable
+
+    try:
+        return am.build_mixed()
+    except DataUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def vids(tmp_path_factory) -> dict[str, Path]:
     """Lazily generated test videos, keyed by name."""
     root = tmp_path_factory.mktemp("videos")

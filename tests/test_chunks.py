@@ -15,8 +15,6 @@ from argus_core.media.chunks import MIN_CHUNK_S, parallel_frames, plan
 from argus_core.media.sampler import Sample
 from argus_core.media.source import FileSource, LiveSource, OpenedVideo
 from argus_core.request import Sampling
-from tests import abstract_media as am
-from tests.data import DataUnavailable
 
 
 # -- the plan (pure) ---------------------------------------------------------------------------------
@@ -63,14 +61,6 @@ def test_capabilities():
 
 
 # -- on real footage -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def mixed():
-    try:
-        return am.build_mixed()
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @dataclass
 class CountingSource:
     """A local file source that counts its openings (and may fail the n-th)."""

@@ -11,8 +11,7 @@ import pytest
 
 from argus_core.abstract import run
 from argus_core.abstract.drive import detect_shots
-from tests import abstract_media as am
-from tests.data import DataUnavailable, footage_or_skip
+from tests.data import footage_or_skip
 
 
 @pytest.mark.parametrize("pts,step,want", [
@@ -28,14 +27,6 @@ from tests.data import DataUnavailable, footage_or_skip
 ])
 def test_consecutive(pts, step, want):
     assert run.consecutive(pts, step) is want
-
-
-@pytest.fixture(scope="module")
-def mixed():
-    try:
-        return am.build_mixed()
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 class _Counting:
