@@ -54,14 +54,14 @@ def plan(start: float, end: float, step: float, keys: Sequence[float], workers: 
     if workers <= 1 or not math.isfinite(length) or length < 2 * min_chunk_s or step <= 0:
         return [(start, end)]
     parts = min(max(2 * workers, math.ceil(length / max_chunk_s)), int(length // min_chunk_s))
+    # within half a step of min_chunk_s is enough: the split sits half a step before a grid point, and a key
+    # 4.0 s in (split 3.95 s) was dropped, leaving the 20.8-s benchmark file 3 chunks and one core idle for
+    # the last 0.17 s of a 0.52-s pass
+    slack = min(0.5 * step, 0.5 * min_chunk_s) + 1e-9   # never an empty chunk, whatever the step
     bounds = [start]
     for i in range(1, parts):
         x = start + length * i / parts
         j = bisect.bisect_right(keys, x) - 1
-        # within half a step of min_chunk_s is enough: the split sits half a step before a grid point, and
-        # a key 4.0 s in (split 3.95 s) was dropped, leaving the 20.8-s benchmark file 3 chunks and one core
-        # idle for the last 0.17 s of a 0.52-s pass
-        slack = min(0.5 * step, 0.5 * min_chunk_s) + 1e-9   # never an empty chunk, whatever the step
         anchor = keys[j] if j >= 0 and keys[j] >= bounds[-1] + min_chunk_s else x
         split = (math.ceil(anchor / step - 1e-9) - 0.5) * step
         if split > bounds[-1] and split - bounds[-1] >= min_chunk_s - slack and end - split >= min_chunk_s - slack:
